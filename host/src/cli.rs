@@ -1,0 +1,92 @@
+//! The command line: argument parsing and output only. Each command parses
+//! its flags, calls one operation of the library, and renders the result as
+//! text or, with `--json`, as JSON. Exit codes are stable ([`exit::Exit`]).
+
+mod exit;
+mod extension;
+mod output;
+mod version;
+
+pub use exit::Exit;
+
+use clap::{Parser, Subcommand};
+use output::Output;
+use std::process::ExitCode;
+
+/// Tether connects this machine to a cloud control plane and extends it
+/// with signed, sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "tether", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Print the result as JSON (errors too, as {"error": {...}}).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log more (repeat for more still) to stderr.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Do not color output.
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show Tether's version, commit, wasmtime version and contract version.
+    Version,
+    /// Work with extensions.
+    #[command(subcommand)]
+    Extension(extension::ExtensionCommand),
+}
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::Usage } else { Exit::Success };
+            let _ = e.print();
+            return code.into();
+        }
+    };
+    init_logging(cli.global.verbose);
+    let out = Output::new(cli.global.json);
+    let result = match cli.command {
+        Command::Version => version::run(&out),
+        Command::Extension(command) => extension::run(&out, command),
+    };
+    match result {
+        Ok(code) => code.into(),
+        Err(error) => {
+            let code = Exit::of(&error);
+            out.error(code, &error);
+            code.into()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    // Extensions' own lines are rendered by the commands that ran them;
+    // they reach the log stream only when asked for.
+    let default = match verbose {
+        0 => "warn,tether::extension=off",
+        1 => "info,tether::extension=off",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

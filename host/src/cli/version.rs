@@ -1,0 +1,16 @@
+//! `tether version`.
+
+use super::{Exit, Output};
+use crate::version::build_info;
+
+pub fn run(out: &Output) -> anyhow::Result<Exit> {
+    let info = build_info();
+    if out.is_json() {
+        out.json(&info);
+    } else {
+        out.line(format_args!("tether {} ({})", info.version, info.commit));
+        out.line(format_args!("wasmtime {}", info.wasmtime));
+        out.line(format_args!("contract tether:extension@{}", info.contract));
+    }
+    Ok(Exit::Success)
+}

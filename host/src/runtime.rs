@@ -1,0 +1,166 @@
+//! The sandboxed component runtime.
+//!
+//! One [`Runtime`] per process owns the wasmtime `Engine` (component model,
+//! Cranelift, epoch interruption, pooling allocator when the address space
+//! allows), the linker with every host function, and the on-disk cache of
+//! compiled components. [`Runtime::load`] turns a component into a
+//! [`LoadedExtension`] (an `InstancePre`); each [`Activation`] is a `Store`
+//! with its own limits and a WASI context that inherits nothing.
+//!
+//! Whatever a guest does (trap, panic, overflow its stack, run past its
+//! deadline, exhaust its memory, flood the log) comes back as a
+//! [`GuestError`] naming the extension, the call and the cause; the host
+//! never panics because of a guest.
+
+mod activation;
+mod cache;
+mod engine;
+mod error;
+mod host_api;
+mod kv;
+mod limits;
+mod log_capture;
+mod machine;
+mod outbound;
+mod wit;
+
+pub use activation::{Activation, Call, CallOutcome, ReportedStatus};
+pub use cache::CacheOutcome;
+pub use error::{GuestError, GuestErrorKind};
+pub use limits::Limits;
+pub use log_capture::{LogRecord, LogSource, level_str as log_level_name, status_name};
+pub use machine::MachineInfo;
+pub use outbound::{HostPattern, OutboundGrant};
+pub use wit::{ConnectionStatus, Level, StatusState};
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// How a [`Runtime`] is set up.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Which instance allocator to use.
+    pub allocator: AllocatorChoice,
+}
+
+/// The instance allocator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AllocatorChoice {
+    /// Pooling when the address space allows it, on-demand otherwise.
+    #[default]
+    Auto,
+    /// Always on-demand (`mmap` per instance).
+    OnDemand,
+}
+
+/// Everything the host knows about one extension it is about to run.
+#[derive(Debug, Clone)]
+pub struct ExtensionSpec {
+    /// `Publisher/Name`, or a file name for development runs.
+    pub id: String,
+    pub limits: Limits,
+    /// Public settings: a JSON object.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Protected settings: a JSON object, never logged nor shown.
+    pub protected_settings: serde_json::Map<String, serde_json::Value>,
+    pub machine: MachineInfo,
+    pub outbound: OutboundGrant,
+    /// Where the extension's private key-value store is persisted.
+    pub data_dir: PathBuf,
+}
+
+/// The process's one engine, linker and component cache.
+pub struct Runtime {
+    engine: engine::TetherEngine,
+    linker: wasmtime::component::Linker<host_api::HostState>,
+    cache: cache::ArtifactCache,
+    http: Arc<outbound::HttpClient>,
+}
+
+impl Runtime {
+    pub fn new(options: RuntimeOptions) -> Result<Self> {
+        let engine = engine::TetherEngine::new(options.allocator)?;
+        let linker = host_api::linker(engine.engine())?;
+        let cache = cache::ArtifactCache::new(options.cache_dir, engine.engine());
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            http: Arc::new(outbound::HttpClient::default()),
+        })
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn is_pooling(&self) -> bool {
+        self.engine.is_pooling()
+    }
+
+    /// The engine's fingerprint: what compiled artifacts are keyed by.
+    pub fn fingerprint(&self) -> &str {
+        self.cache.fingerprint()
+    }
+
+    /// Compiles (or loads from the cache) and links a component.
+    pub fn load(&self, component: &[u8], spec: ExtensionSpec) -> Result<LoadedExtension> {
+        let (component, cache) = self
+            .cache
+            .load_or_compile(self.engine.engine(), component)
+            .with_context(|| format!("could not compile extension `{}`", spec.id))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!(wit::explain_link_error(&spec.id, &e)))?;
+        let pre = wit::ExtensionPre::new(pre).map_err(|e| {
+            anyhow::anyhow!(
+                "extension `{}` does not export the tether:extension/lifecycle@{} interface: {e}",
+                spec.id,
+                crate::version::CONTRACT_VERSION
+            )
+        })?;
+        let kv = kv::KvStore::new(spec.data_dir.join("kv.json"));
+        Ok(LoadedExtension {
+            pre,
+            engine: self.engine.engine().clone(),
+            kv: Arc::new(Mutex::new(kv)),
+            spec: Arc::new(spec),
+            cache,
+            ticker: self.engine.ticker(),
+            http: self.http.clone(),
+        })
+    }
+}
+
+/// A compiled, linked extension, ready to be activated any number of times.
+pub struct LoadedExtension {
+    pre: wit::ExtensionPre<host_api::HostState>,
+    engine: wasmtime::Engine,
+    kv: Arc<Mutex<kv::KvStore>>,
+    spec: Arc<ExtensionSpec>,
+    cache: CacheOutcome,
+    ticker: engine::EpochTicker,
+    http: Arc<outbound::HttpClient>,
+}
+
+impl LoadedExtension {
+    pub fn id(&self) -> &str {
+        &self.spec.id
+    }
+
+    /// Whether the compiled component came from the cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache
+    }
+
+    /// A fresh activation: a new store with the extension's limits.
+    pub fn activate(&self) -> Activation<'_> {
+        Activation::new(self)
+    }
+
+    /// Runs one call in a fresh activation.
+    pub fn call(&self, call: Call) -> Result<CallOutcome, GuestError> {
+        self.activate().call(call)
+    }
+}

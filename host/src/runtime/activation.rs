@@ -1,0 +1,211 @@
+//! One activation of an extension: a store with its limits, an instance,
+//! and the calls made into it.
+
+use super::LoadedExtension;
+use super::engine::EPOCH_TICK;
+use super::error::{GuestError, GuestErrorKind, classify};
+use super::host_api::HostState;
+use super::limits::{Limiter, MAX_OUTPUT_BYTES};
+use super::log_capture::{CaptureStream, LogCapture, LogRecord, LogSource};
+use super::wit::{Extension, StatusState};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// A call into the extension's `lifecycle` export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Install,
+    Enable,
+    Disable,
+    Update { from_version: String },
+    Uninstall,
+    Invoke { command: String, args: Vec<String> },
+}
+
+impl Call {
+    /// The call as an operator would name it: `enable`, `invoke greet`.
+    pub fn name(&self) -> String {
+        match self {
+            Call::Install => "install".into(),
+            Call::Enable => "enable".into(),
+            Call::Disable => "disable".into(),
+            Call::Update { .. } => "update".into(),
+            Call::Uninstall => "uninstall".into(),
+            Call::Invoke { command, .. } => format!("invoke {command}"),
+        }
+    }
+}
+
+/// A status the extension reported during the call.
+#[derive(Debug, Clone)]
+pub struct ReportedStatus {
+    pub state: StatusState,
+    pub message: String,
+}
+
+/// What a successful call produced.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    /// `invoke`'s output; `None` for the other calls.
+    pub output: Option<String>,
+    /// What the extension logged during the call, within the log budget.
+    pub logs: Vec<LogRecord>,
+    /// Lines past the budget, counted but not kept.
+    pub dropped_logs: usize,
+    pub status: Option<ReportedStatus>,
+}
+
+/// A store and an instance, reused across calls until a call traps; a
+/// trapped instance is never entered again, and the next call starts from
+/// a fresh instance.
+pub struct Activation<'a> {
+    extension: &'a LoadedExtension,
+    live: Option<Live>,
+    /// Logs of the last failed call, for callers that show them.
+    last_logs: Vec<LogRecord>,
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: Extension,
+    capture: Arc<LogCapture>,
+}
+
+impl<'a> Activation<'a> {
+    pub(crate) fn new(extension: &'a LoadedExtension) -> Self {
+        Self {
+            extension,
+            live: None,
+            last_logs: Vec::new(),
+        }
+    }
+
+    /// What the extension logged during the last call that failed.
+    pub fn last_failure_logs(&self) -> &[LogRecord] {
+        &self.last_logs
+    }
+
+    fn error(&self, call: &Call, kind: GuestErrorKind) -> GuestError {
+        GuestError {
+            extension: self.extension.spec.id.clone(),
+            call: call.name(),
+            kind,
+        }
+    }
+
+    fn instantiate(&self, call: &Call) -> Result<Live, GuestError> {
+        let ext = self.extension;
+        let capture = Arc::new(LogCapture::new(&ext.spec.id));
+        // Nothing is inherited: no environment, arguments, preopened
+        // directories, network or name lookups. Clocks and random are WASI's.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(CaptureStream::new(capture.clone(), LogSource::Stdout))
+            .stderr(CaptureStream::new(capture.clone(), LogSource::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(ext.spec.limits.memory_bytes),
+            spec: ext.spec.clone(),
+            kv: ext.kv.clone(),
+            capture: capture.clone(),
+            http: ext.http.clone(),
+            deadline: Instant::now() + ext.spec.limits.call_timeout,
+            status: None,
+        };
+        let mut store = Store::new(&ext.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(ext.spec.limits.call_timeout));
+        let _running = ext.ticker.enter();
+        match ext.pre.instantiate(&mut store) {
+            Ok(bindings) => Ok(Live {
+                store,
+                bindings,
+                capture,
+            }),
+            Err(e) => {
+                let tail = capture.take().stderr_tail;
+                let kind = match classify(&e, ext.spec.limits.call_timeout, &tail) {
+                    GuestErrorKind::Trap(text) => GuestErrorKind::Instantiate(text),
+                    other => other,
+                };
+                Err(self.error(call, kind))
+            }
+        }
+    }
+
+    /// Makes one call, instantiating first if needed.
+    pub fn call(&mut self, call: Call) -> Result<CallOutcome, GuestError> {
+        let mut live = match self.live.take() {
+            Some(live) => live,
+            None => self.instantiate(&call)?,
+        };
+        let timeout = self.extension.spec.limits.call_timeout;
+        live.store.set_epoch_deadline(deadline_ticks(timeout));
+        live.store.data_mut().deadline = Instant::now() + timeout;
+        live.store.data_mut().status = None;
+
+        let result = {
+            let _running = self.extension.ticker.enter();
+            let lifecycle = live.bindings.tether_extension_lifecycle();
+            let store = &mut live.store;
+            match &call {
+                Call::Install => lifecycle.call_install(store).map(|r| r.map(|()| None)),
+                Call::Enable => lifecycle.call_enable(store).map(|r| r.map(|()| None)),
+                Call::Disable => lifecycle.call_disable(store).map(|r| r.map(|()| None)),
+                Call::Update { from_version } => lifecycle
+                    .call_update(store, from_version)
+                    .map(|r| r.map(|()| None)),
+                Call::Uninstall => lifecycle.call_uninstall(store).map(|r| r.map(|()| None)),
+                Call::Invoke { command, args } => {
+                    lifecycle.call_invoke(store, command, args).map(|r| r.map(Some))
+                }
+            }
+        };
+        let captured = live.capture.take();
+        let status = live.store.data_mut().status.take().map(|(state, message)| ReportedStatus { state, message });
+
+        let kind = match result {
+            Ok(Ok(output)) => {
+                if let Some(size) = output.as_ref().map(String::len).filter(|&n| n > MAX_OUTPUT_BYTES) {
+                    GuestErrorKind::OutputTooLarge {
+                        size,
+                        limit: MAX_OUTPUT_BYTES,
+                    }
+                } else {
+                    self.live = Some(live);
+                    self.last_logs.clear();
+                    return Ok(CallOutcome {
+                        output,
+                        logs: captured.records,
+                        dropped_logs: captured.dropped,
+                        status,
+                    });
+                }
+            }
+            Ok(Err(returned)) => GuestErrorKind::Returned {
+                code: returned.code,
+                message: returned.message,
+            },
+            Err(trap) => classify(&trap, timeout, &captured.stderr_tail),
+        };
+        if !kind.is_trap() {
+            self.live = Some(live);
+        }
+        // A trapped instance is dropped here and never entered again.
+        self.last_logs = captured.records;
+        Err(self.error(&call, kind))
+    }
+}
+
+fn deadline_ticks(timeout: std::time::Duration) -> u64 {
+    let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros());
+    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+}

@@ -1,0 +1,138 @@
+//! The on-disk cache of compiled components.
+//!
+//! An artifact is keyed by the component's SHA-256 and the engine's
+//! fingerprint (wasmtime's version and every setting that affects code
+//! generation). Deserializing an artifact is `unsafe` in wasmtime's sense:
+//! it is native code. So only artifacts this host wrote are ever loaded:
+//! beside each artifact we record its own SHA-256 when we write it, and we
+//! check it before deserializing. A stale, foreign, truncated or corrupt
+//! artifact is recompiled and replaced, never loaded.
+
+use crate::state::{Access, write_atomic};
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Where a loaded component came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// Compiled now; no cache is configured.
+    Compiled,
+    /// Compiled now and written to the cache.
+    CompiledAndStored,
+    /// Loaded from an artifact this host wrote.
+    Loaded,
+    /// An artifact was there but could not be trusted or used; compiled
+    /// afresh and replaced.
+    Replaced,
+}
+
+pub(crate) struct ArtifactCache {
+    dir: Option<PathBuf>,
+    fingerprint: String,
+}
+
+impl ArtifactCache {
+    pub(crate) fn new(dir: Option<PathBuf>, engine: &Engine) -> Self {
+        Self {
+            dir,
+            fingerprint: fingerprint(engine),
+        }
+    }
+
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub(crate) fn load_or_compile(
+        &self,
+        engine: &Engine,
+        component: &[u8],
+    ) -> Result<(Component, CacheOutcome)> {
+        let Some(dir) = &self.dir else {
+            return Ok((compile(engine, component)?, CacheOutcome::Compiled));
+        };
+        let digest = hex::encode(Sha256::digest(component));
+        let artifact = dir.join(format!("{digest}-{}.cwasm", self.fingerprint));
+        let seal = artifact.with_extension("cwasm.sha256");
+
+        let mut outcome = CacheOutcome::CompiledAndStored;
+        if artifact.exists() {
+            match load_trusted(engine, &artifact, &seal) {
+                Ok(component) => return Ok((component, CacheOutcome::Loaded)),
+                Err(reason) => {
+                    tracing::warn!(
+                        artifact = %artifact.display(),
+                        "ignoring cached component and recompiling: {reason:#}"
+                    );
+                    outcome = CacheOutcome::Replaced;
+                }
+            }
+        }
+
+        let component = compile(engine, component)?;
+        if let Err(e) = store(&component, &artifact, &seal) {
+            // A cache that cannot be written costs time, not correctness.
+            tracing::warn!("could not cache the compiled component: {e:#}");
+            return Ok((component, CacheOutcome::Compiled));
+        }
+        Ok((component, outcome))
+    }
+}
+
+fn compile(engine: &Engine, component: &[u8]) -> Result<Component> {
+    Component::new(engine, component).map_err(|e| {
+        anyhow::anyhow!("the file is not a valid WebAssembly component for this host: {e}")
+    })
+}
+
+fn load_trusted(engine: &Engine, artifact: &Path, seal: &Path) -> Result<Component> {
+    let expected = fs::read_to_string(seal)
+        .with_context(|| format!("no seal {} recorded when it was written", seal.display()))?;
+    let bytes = fs::read(artifact).with_context(|| format!("could not read {}", artifact.display()))?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    anyhow::ensure!(
+        expected.trim() == actual,
+        "its digest does not match the one recorded when this host wrote it"
+    );
+    // SAFETY: the bytes are exactly those this host serialized (checked
+    // above against the digest recorded at write time, in a directory only
+    // the host's user can write), and wasmtime checks the engine
+    // compatibility header itself.
+    unsafe { Component::deserialize(engine, &bytes) }
+        .map_err(|e| anyhow::anyhow!("wasmtime refused it: {e}"))
+}
+
+fn store(component: &Component, artifact: &Path, seal: &Path) -> Result<()> {
+    let bytes = component
+        .serialize()
+        .map_err(|e| anyhow::anyhow!("could not serialize the component: {e}"))?;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    // The artifact first, its seal second: a crash in between leaves an
+    // artifact without a seal, which is never loaded.
+    write_atomic(artifact, &bytes, Access::Private)?;
+    write_atomic(seal, digest.as_bytes(), Access::Private)?;
+    Ok(())
+}
+
+/// A short, stable name for everything about the engine that decides
+/// whether an artifact compiled by it may be loaded by it.
+fn fingerprint(engine: &Engine) -> String {
+    struct Sha(Sha256);
+    impl Hasher for Sha {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut hasher = Sha(Sha256::new());
+    crate::version::WASMTIME_VERSION.hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex::encode(&hasher.0.finalize()[..8])
+}

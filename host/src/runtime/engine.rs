@@ -1,0 +1,173 @@
+//! The wasmtime engine and the epoch ticker that enforces call deadlines.
+
+use super::AllocatorChoice;
+use super::limits::MAX_MEMORY_BYTES;
+use anyhow::Result;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy};
+
+/// How often the epoch advances while a guest call is running. Deadlines
+/// are rounded up to this.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Wasm stack a guest may use before it traps with a stack overflow.
+const MAX_WASM_STACK: usize = 512 * 1024;
+
+/// Instances the pool holds at once. Each memory slot reserves address
+/// space (not memory) for the default 4 GiB reservation plus guards.
+const POOL_INSTANCES: u32 = 128;
+
+pub(crate) struct TetherEngine {
+    engine: Engine,
+    pooling: bool,
+    ticker: EpochTicker,
+}
+
+impl TetherEngine {
+    pub(crate) fn new(choice: AllocatorChoice) -> Result<Self> {
+        let (engine, pooling) = match choice {
+            AllocatorChoice::OnDemand => (Engine::new(&base_config())?, false),
+            AllocatorChoice::Auto => match Engine::new(&pooling_config()) {
+                Ok(engine) => (engine, true),
+                Err(e) => {
+                    // Typically a limited address space (ulimit -v, some
+                    // containers): the pool cannot reserve its slots.
+                    tracing::info!("pooling allocator unavailable ({e:#}); using on-demand allocation");
+                    (Engine::new(&base_config())?, false)
+                }
+            },
+        };
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self { engine, pooling, ticker })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+
+    pub(crate) fn ticker(&self) -> EpochTicker {
+        self.ticker.clone()
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .strategy(Strategy::Cranelift)
+        .cranelift_opt_level(OptLevel::Speed)
+        .epoch_interruption(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        // Not needed by the contract, and each widens what a guest can do.
+        .wasm_memory64(false)
+        .wasm_multi_memory(false);
+    config
+}
+
+fn pooling_config() -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 8)
+        .total_memories(POOL_INSTANCES)
+        .total_tables(POOL_INSTANCES * 4)
+        .total_stacks(POOL_INSTANCES)
+        .max_memory_size(MAX_MEMORY_BYTES);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`], but only while at
+/// least one guest call is running: an idle host does not wake up. The
+/// thread ends when the last handle is dropped.
+#[derive(Clone)]
+pub(crate) struct EpochTicker {
+    handle: Arc<TickerHandle>,
+}
+
+struct TickerHandle {
+    shared: Arc<TickerShared>,
+}
+
+struct TickerShared {
+    state: Mutex<TickerState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct TickerState {
+    calls: usize,
+    stopped: bool,
+}
+
+impl TickerShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TickerState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let shared = Arc::new(TickerShared {
+            state: Mutex::new(TickerState::default()),
+            wake: Condvar::new(),
+        });
+        let thread_shared = shared.clone();
+        let spawned = thread::Builder::new()
+            .name("tether-epoch".into())
+            .spawn(move || {
+                loop {
+                    {
+                        let guard = thread_shared.lock();
+                        let guard = thread_shared
+                            .wake
+                            .wait_while(guard, |s| s.calls == 0 && !s.stopped)
+                            .unwrap_or_else(PoisonError::into_inner);
+                        if guard.stopped {
+                            return;
+                        }
+                    }
+                    thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("could not start the epoch ticker thread, call deadlines will not fire: {e}");
+        }
+        Self {
+            handle: Arc::new(TickerHandle { shared }),
+        }
+    }
+
+    /// Marks a guest call as running until the guard drops.
+    pub(crate) fn enter(&self) -> TickerGuard {
+        let shared = self.handle.shared.clone();
+        shared.lock().calls += 1;
+        shared.wake.notify_all();
+        TickerGuard { shared }
+    }
+}
+
+impl Drop for TickerHandle {
+    fn drop(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+pub(crate) struct TickerGuard {
+    shared: Arc<TickerShared>,
+}
+
+impl Drop for TickerGuard {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.calls = state.calls.saturating_sub(1);
+    }
+}

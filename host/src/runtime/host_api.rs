@@ -1,0 +1,128 @@
+//! The host side of the contract: what a guest's imports do.
+
+use super::ExtensionSpec;
+use super::kv::KvStore;
+use super::limits::Limiter;
+use super::log_capture::{LogCapture, LogSource};
+use super::outbound::HttpClient;
+use super::wit::Extension;
+use super::wit::since_v0_1_0::tether::extension::{host, outbound_http, types};
+use super::wit::{Level, StatusState};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+use types::{Error as WitError, MachineInfo as WitMachineInfo};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The data of one activation's store.
+pub(crate) struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) spec: Arc<ExtensionSpec>,
+    pub(crate) kv: Arc<Mutex<KvStore>>,
+    pub(crate) capture: Arc<LogCapture>,
+    pub(crate) http: Arc<HttpClient>,
+    /// When the current call must end; bounds blocking host calls.
+    pub(crate) deadline: Instant,
+    pub(crate) status: Option<(StatusState, String)>,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The linker every extension is instantiated with: WASI (configured per
+/// store to grant nothing but clocks, random and captured stdio) and the
+/// `tether:extension` imports.
+pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .map_err(|e| anyhow::anyhow!("could not link WASI: {e}"))?;
+    Extension::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
+        .map_err(|e| anyhow::anyhow!("could not link the tether:extension imports: {e}"))?;
+    Ok(linker)
+}
+
+impl HostState {
+    fn kv(&self) -> std::sync::MutexGuard<'_, KvStore> {
+        self.kv.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn kv_error(e: super::kv::KvError) -> WitError {
+    WitError {
+        code: e.code().into(),
+        message: e.to_string(),
+    }
+}
+
+impl types::Host for HostState {}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: Level, message: String) {
+        self.capture.log(level, LogSource::Log, &message);
+    }
+
+    fn setting(&mut self, key: String) -> Option<String> {
+        self.spec.settings.get(&key).map(|v| v.to_string())
+    }
+
+    fn protected_setting(&mut self, key: String) -> Option<String> {
+        self.spec.protected_settings.get(&key).map(|v| v.to_string())
+    }
+
+    fn machine(&mut self) -> WitMachineInfo {
+        let m = &self.spec.machine;
+        WitMachineInfo {
+            resource_id: m.resource_id.clone(),
+            name: m.name.clone(),
+            location: m.location.clone(),
+            os_type: m.os_type.clone(),
+            os_name: m.os_name.clone(),
+            vm_id: m.vm_id.clone(),
+            tenant_id: m.tenant_id.clone(),
+            status: m.status,
+        }
+    }
+
+    fn report_status(&mut self, state: StatusState, message: String) {
+        let message: String = message.chars().take(4096).collect();
+        self.status = Some((state, message));
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<String> {
+        match self.kv().get(&key) {
+            Ok(value) => value,
+            Err(e) => {
+                // `get` has no error in the contract: an unreadable store
+                // reads as empty, and the operator is told.
+                self.capture.log(Level::Error, LogSource::Host, &e.to_string());
+                None
+            }
+        }
+    }
+
+    fn kv_set(&mut self, key: String, value: String) -> Result<(), WitError> {
+        self.kv().set(&key, &value).map_err(kv_error)
+    }
+
+    fn kv_delete(&mut self, key: String) -> Result<bool, WitError> {
+        self.kv().delete(&key).map_err(kv_error)
+    }
+
+    fn kv_list(&mut self) -> Vec<String> {
+        self.kv().keys().unwrap_or_default()
+    }
+}
+
+impl outbound_http::Host for HostState {
+    fn send(&mut self, request: outbound_http::Request) -> Result<outbound_http::Response, WitError> {
+        self.http.send(&self.spec.outbound, request, self.deadline)
+    }
+}

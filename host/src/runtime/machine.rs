@@ -1,0 +1,62 @@
+//! What an extension may know about its machine.
+
+use super::wit::ConnectionStatus;
+
+/// The machine an extension runs on, as the contract's `machine-info`.
+#[derive(Debug, Clone)]
+pub struct MachineInfo {
+    pub resource_id: String,
+    pub name: String,
+    pub location: String,
+    pub os_type: String,
+    pub os_name: String,
+    pub vm_id: String,
+    pub tenant_id: String,
+    pub status: ConnectionStatus,
+}
+
+impl MachineInfo {
+    /// This machine as seen locally, before it is connected anywhere.
+    pub fn local() -> Self {
+        Self {
+            resource_id: String::new(),
+            name: hostname(),
+            location: String::new(),
+            os_type: std::env::consts::OS.to_string(),
+            os_name: os_name(),
+            vm_id: String::new(),
+            tenant_id: String::new(),
+            status: ConnectionStatus::NotConnected,
+        }
+    }
+}
+
+/// The machine's host name, or `localhost` when it cannot be read.
+pub fn hostname() -> String {
+    let from_env = std::env::var("COMPUTERNAME").ok().filter(|s| !s.is_empty());
+    let from_file = || {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    from_env
+        .filter(|_| cfg!(windows))
+        .or_else(from_file)
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// A human name of the operating system: `PRETTY_NAME` from
+/// /etc/os-release on Linux, the family name elsewhere.
+pub fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_string())
+}

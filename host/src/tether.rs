@@ -1,0 +1,12 @@
+//! Tether, the agent: connects a machine to a control plane and extends it
+//! with signed, sandboxed WebAssembly components.
+//!
+//! The binary (`src/main.rs`) is thin: [`cli`] parses a command, calls one
+//! operation of this library and renders its result. Each other module is
+//! one concern; see `host/README.md` for the map.
+
+pub mod cli;
+pub mod extensions;
+pub mod runtime;
+pub mod state;
+pub mod version;
