@@ -27,8 +27,11 @@ mod wit;
 pub use activation::{Activation, Call, CallOutcome, ReportedStatus};
 pub use cache::CacheOutcome;
 pub use error::{GuestError, GuestErrorKind};
-pub use limits::Limits;
-pub use log_capture::{LogRecord, LogSource, level_str as log_level_name, status_name};
+pub use limits::{Limits, MAX_MEMORY_BYTES, MAX_OUTPUT_BYTES};
+pub use log_capture::{
+    LogRecord, LogSource, MAX_CALL_BYTES as MAX_LOG_BYTES_PER_CALL,
+    MAX_RECORDS as MAX_LOG_LINES_PER_CALL, level_str as log_level_name, status_name,
+};
 pub use machine::MachineInfo;
 pub use outbound::{HostPattern, OutboundGrant};
 pub use wit::{ConnectionStatus, Level, StatusState};
@@ -70,6 +73,22 @@ pub struct ExtensionSpec {
     pub outbound: OutboundGrant,
     /// Where the extension's private key-value store is persisted.
     pub data_dir: PathBuf,
+}
+
+impl ExtensionSpec {
+    /// A spec with default limits, no settings, nothing granted, and this
+    /// machine as seen locally.
+    pub fn new(id: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id: id.into(),
+            limits: Limits::default(),
+            settings: Default::default(),
+            protected_settings: Default::default(),
+            machine: MachineInfo::local(),
+            outbound: OutboundGrant::default(),
+            data_dir: data_dir.into(),
+        }
+    }
 }
 
 /// The process's one engine, linker and component cache.

@@ -1,1 +1,11 @@
+//! End-to-end suites: the real `tether` binary, real components built for
+//! wasm32-wasip2 (by `tests/artifacts`), real HTTP on loopback. One test
+//! binary for all of them, so the two-core CI links once.
 
+mod support;
+
+mod cache;
+mod cli_run_local;
+mod containment;
+mod outbound;
+mod version;

@@ -3,7 +3,9 @@
 use super::exit::coded;
 use super::{Exit, Output};
 use crate::extensions::dev::{self, RunLocal, RunLocalReport};
-use crate::runtime::{CacheOutcome, HostPattern, LogRecord, LogSource, log_level_name, status_name};
+use crate::runtime::{
+    CacheOutcome, HostPattern, LogRecord, LogSource, log_level_name, status_name,
+};
 use crate::state::StateRoot;
 use clap::Subcommand;
 use serde_json::json;
@@ -57,11 +59,15 @@ pub fn run(out: &Output, command: ExtensionCommand) -> anyhow::Result<Exit> {
 fn run_local(out: &Output, args: RunLocalArgs) -> anyhow::Result<Exit> {
     let call = dev::parse_call(&args.call).map_err(|e| coded(Exit::Usage, e))?;
     let settings = match &args.settings {
-        Some(text) => dev::parse_settings(text, "settings").map_err(|e| coded(Exit::BadInput, e))?,
+        Some(text) => {
+            dev::parse_settings(text, "settings").map_err(|e| coded(Exit::BadInput, e))?
+        }
         None => Default::default(),
     };
     let protected_settings = match &args.protected_settings {
-        Some(text) => dev::parse_settings(text, "protected settings").map_err(|e| coded(Exit::BadInput, e))?,
+        Some(text) => {
+            dev::parse_settings(text, "protected settings").map_err(|e| coded(Exit::BadInput, e))?
+        }
         None => Default::default(),
     };
     let outbound = args
@@ -73,7 +79,10 @@ fn run_local(out: &Output, args: RunLocalArgs) -> anyhow::Result<Exit> {
     if !args.component.is_file() {
         return Err(coded(
             Exit::BadInput,
-            format!("{} is not a file; give the path of a component built for wasm32-wasip2", args.component.display()),
+            format!(
+                "{} is not a file; give the path of a component built for wasm32-wasip2",
+                args.component.display()
+            ),
         ));
     }
     let request = RunLocal {
@@ -85,7 +94,8 @@ fn run_local(out: &Output, args: RunLocalArgs) -> anyhow::Result<Exit> {
         outbound,
         use_cache: !args.no_cache,
     };
-    let report = dev::run_local(&StateRoot::from_env(), request).map_err(|e| coded(Exit::BadInput, format!("{e:#}")))?;
+    let report = dev::run_local(&StateRoot::from_env(), request)
+        .map_err(|e| coded(Exit::BadInput, format!("{e:#}")))?;
     render(out, report)
 }
 
@@ -97,10 +107,20 @@ fn render(out: &Output, report: RunLocalReport) -> anyhow::Result<Exit> {
                 outcome.output.clone(),
                 &outcome.logs,
                 outcome.dropped_logs,
-                outcome.status.as_ref().map(|s| json!({"state": status_name(s.state), "message": s.message})),
+                outcome
+                    .status
+                    .as_ref()
+                    .map(|s| json!({"state": status_name(s.state), "message": s.message})),
                 None,
             ),
-            Err(e) => (false, None, &report.failure_logs, 0, None, Some(json!({"code": e.kind.code(), "message": e.to_string()}))),
+            Err(e) => (
+                false,
+                None,
+                &report.failure_logs,
+                0,
+                None,
+                Some(json!({"code": e.kind.code(), "message": e.to_string()})),
+            ),
         };
         out.json(&json!({
             "extension": report.extension,
@@ -128,7 +148,12 @@ fn render(out: &Output, report: RunLocalReport) -> anyhow::Result<Exit> {
     match report.result {
         Ok(outcome) => {
             if let Some(status) = &outcome.status {
-                out.note(format_args!("[{}] status: {}: {}", report.extension, status_name(status.state), status.message));
+                out.note(format_args!(
+                    "[{}] status: {}: {}",
+                    report.extension,
+                    status_name(status.state),
+                    status.message
+                ));
             }
             if let Some(output) = outcome.output {
                 out.line(output);

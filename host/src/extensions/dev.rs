@@ -3,7 +3,7 @@
 //! developer names. Never used for installed extensions.
 
 use crate::runtime::{
-    CallOutcome, CacheOutcome, Call, ExtensionSpec, GuestError, HostPattern, Limits, MachineInfo,
+    CacheOutcome, Call, CallOutcome, ExtensionSpec, GuestError, HostPattern, Limits, MachineInfo,
     OutboundGrant, Runtime, RuntimeOptions,
 };
 use crate::state::StateRoot;
@@ -39,7 +39,9 @@ pub struct RunLocalReport {
 /// `uninstall`, `update FROM-VERSION`, or `invoke COMMAND [ARGS…]`.
 pub fn parse_call(words: &[String]) -> Result<Call> {
     let Some((first, rest)) = words.split_first() else {
-        bail!("no call given: name one of install, enable, disable, uninstall, update VERSION, invoke COMMAND [ARGS…]");
+        bail!(
+            "no call given: name one of install, enable, disable, uninstall, update VERSION, invoke COMMAND [ARGS…]"
+        );
     };
     let no_args = |call: Call| -> Result<Call> {
         if rest.is_empty() {
@@ -54,8 +56,12 @@ pub fn parse_call(words: &[String]) -> Result<Call> {
         "disable" => no_args(Call::Disable),
         "uninstall" => no_args(Call::Uninstall),
         "update" => match rest {
-            [from] => Ok(Call::Update { from_version: from.clone() }),
-            _ => bail!("`update` takes exactly one argument, the version being replaced (for example `update 1.0.0`)"),
+            [from] => Ok(Call::Update {
+                from_version: from.clone(),
+            }),
+            _ => bail!(
+                "`update` takes exactly one argument, the version being replaced (for example `update 1.0.0`)"
+            ),
         },
         "invoke" => match rest.split_first() {
             Some((command, args)) => Ok(Call::Invoke {
@@ -75,7 +81,8 @@ pub fn parse_call(words: &[String]) -> Result<Call> {
 pub fn parse_settings(text: &str, what: &str) -> Result<Map<String, Value>> {
     let (json, source) = match text.strip_prefix('@') {
         Some(path) => (
-            std::fs::read_to_string(path).with_context(|| format!("could not read {what} from {path}"))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("could not read {what} from {path}"))?,
             path.to_string(),
         ),
         None => (text.to_string(), "the command line".to_string()),
@@ -101,8 +108,12 @@ pub fn limits(memory_mib: u64, timeout_ms: u64) -> Limits {
 
 /// Runs one call of a component.
 pub fn run_local(state: &StateRoot, request: RunLocal) -> Result<RunLocalReport> {
-    let bytes = std::fs::read(&request.component)
-        .with_context(|| format!("could not read the component {}", request.component.display()))?;
+    let bytes = std::fs::read(&request.component).with_context(|| {
+        format!(
+            "could not read the component {}",
+            request.component.display()
+        )
+    })?;
     let name = component_name(&request.component);
     let runtime = Runtime::new(RuntimeOptions {
         cache_dir: request.use_cache.then(|| state.component_cache()),
@@ -185,7 +196,9 @@ mod tests {
             .to_string();
         assert!(!err.contains("s3cret"), "{err}");
         assert!(err.contains("not valid JSON"));
-        let err = parse_settings("[1]", "settings").expect_err("not an object").to_string();
+        let err = parse_settings("[1]", "settings")
+            .expect_err("not an object")
+            .to_string();
         assert!(err.contains("must be a JSON object"));
     }
 }

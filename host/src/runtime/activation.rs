@@ -164,17 +164,26 @@ impl<'a> Activation<'a> {
                     .call_update(store, from_version)
                     .map(|r| r.map(|()| None)),
                 Call::Uninstall => lifecycle.call_uninstall(store).map(|r| r.map(|()| None)),
-                Call::Invoke { command, args } => {
-                    lifecycle.call_invoke(store, command, args).map(|r| r.map(Some))
-                }
+                Call::Invoke { command, args } => lifecycle
+                    .call_invoke(store, command, args)
+                    .map(|r| r.map(Some)),
             }
         };
         let captured = live.capture.take();
-        let status = live.store.data_mut().status.take().map(|(state, message)| ReportedStatus { state, message });
+        let status = live
+            .store
+            .data_mut()
+            .status
+            .take()
+            .map(|(state, message)| ReportedStatus { state, message });
 
         let kind = match result {
             Ok(Ok(output)) => {
-                if let Some(size) = output.as_ref().map(String::len).filter(|&n| n > MAX_OUTPUT_BYTES) {
+                if let Some(size) = output
+                    .as_ref()
+                    .map(String::len)
+                    .filter(|&n| n > MAX_OUTPUT_BYTES)
+                {
                     GuestErrorKind::OutputTooLarge {
                         size,
                         limit: MAX_OUTPUT_BYTES,

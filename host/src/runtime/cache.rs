@@ -93,7 +93,8 @@ fn compile(engine: &Engine, component: &[u8]) -> Result<Component> {
 fn load_trusted(engine: &Engine, artifact: &Path, seal: &Path) -> Result<Component> {
     let expected = fs::read_to_string(seal)
         .with_context(|| format!("no seal {} recorded when it was written", seal.display()))?;
-    let bytes = fs::read(artifact).with_context(|| format!("could not read {}", artifact.display()))?;
+    let bytes =
+        fs::read(artifact).with_context(|| format!("could not read {}", artifact.display()))?;
     let actual = hex::encode(Sha256::digest(&bytes));
     anyhow::ensure!(
         expected.trim() == actual,

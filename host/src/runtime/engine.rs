@@ -6,7 +6,9 @@ use anyhow::Result;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+};
 
 /// How often the epoch advances while a guest call is running. Deadlines
 /// are rounded up to this.
@@ -34,13 +36,19 @@ impl TetherEngine {
                 Err(e) => {
                     // Typically a limited address space (ulimit -v, some
                     // containers): the pool cannot reserve its slots.
-                    tracing::info!("pooling allocator unavailable ({e:#}); using on-demand allocation");
+                    tracing::info!(
+                        "pooling allocator unavailable ({e:#}); using on-demand allocation"
+                    );
                     (Engine::new(&base_config())?, false)
                 }
             },
         };
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Self { engine, pooling, ticker })
+        Ok(Self {
+            engine,
+            pooling,
+            ticker,
+        })
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -138,7 +146,9 @@ impl EpochTicker {
                 }
             });
         if let Err(e) = spawned {
-            tracing::error!("could not start the epoch ticker thread, call deadlines will not fire: {e}");
+            tracing::error!(
+                "could not start the epoch ticker thread, call deadlines will not fire: {e}"
+            );
         }
         Self {
             handle: Arc::new(TickerHandle { shared }),

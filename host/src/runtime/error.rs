@@ -60,7 +60,11 @@ impl GuestErrorKind {
 }
 
 /// Classifies an error wasmtime returned from a guest call.
-pub(crate) fn classify(error: &wasmtime::Error, timeout: Duration, stderr_tail: &[String]) -> GuestErrorKind {
+pub(crate) fn classify(
+    error: &wasmtime::Error,
+    timeout: Duration,
+    stderr_tail: &[String],
+) -> GuestErrorKind {
     if let Some(limit) = find::<MemoryLimitExceeded>(error) {
         return GuestErrorKind::MemoryLimit {
             limit_bytes: limit.limit,
@@ -70,7 +74,9 @@ pub(crate) fn classify(error: &wasmtime::Error, timeout: Duration, stderr_tail: 
         Some(Trap::Interrupt) => GuestErrorKind::Timeout { limit: timeout },
         Some(Trap::StackOverflow) => GuestErrorKind::StackOverflow,
         Some(Trap::UnreachableCodeReached) => match panic_message(stderr_tail) {
-            Some(message) => GuestErrorKind::Panic { message: Some(message) },
+            Some(message) => GuestErrorKind::Panic {
+                message: Some(message),
+            },
             // Rust guests abort through `unreachable`; so do others.
             None => GuestErrorKind::Panic { message: None },
         },
@@ -87,7 +93,9 @@ fn find<E: std::error::Error + Send + Sync + 'static>(error: &wasmtime::Error) -
 
 /// The panic message a Rust guest printed to stderr before aborting.
 fn panic_message(stderr_tail: &[String]) -> Option<String> {
-    let at = stderr_tail.iter().rposition(|l| l.contains("panicked at"))?;
+    let at = stderr_tail
+        .iter()
+        .rposition(|l| l.contains("panicked at"))?;
     let detail: Vec<&str> = stderr_tail[at..]
         .iter()
         .map(|s| s.trim())

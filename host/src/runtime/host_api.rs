@@ -74,7 +74,10 @@ impl host::Host for HostState {
     }
 
     fn protected_setting(&mut self, key: String) -> Option<String> {
-        self.spec.protected_settings.get(&key).map(|v| v.to_string())
+        self.spec
+            .protected_settings
+            .get(&key)
+            .map(|v| v.to_string())
     }
 
     fn machine(&mut self) -> WitMachineInfo {
@@ -102,7 +105,8 @@ impl host::Host for HostState {
             Err(e) => {
                 // `get` has no error in the contract: an unreadable store
                 // reads as empty, and the operator is told.
-                self.capture.log(Level::Error, LogSource::Host, &e.to_string());
+                self.capture
+                    .log(Level::Error, LogSource::Host, &e.to_string());
                 None
             }
         }
@@ -122,7 +126,10 @@ impl host::Host for HostState {
 }
 
 impl outbound_http::Host for HostState {
-    fn send(&mut self, request: outbound_http::Request) -> Result<outbound_http::Response, WitError> {
+    fn send(
+        &mut self,
+        request: outbound_http::Request,
+    ) -> Result<outbound_http::Response, WitError> {
         self.http.send(&self.spec.outbound, request, self.deadline)
     }
 }

@@ -38,7 +38,10 @@ pub(crate) struct KvStore {
 
 impl KvStore {
     pub(crate) fn new(path: PathBuf) -> Self {
-        Self { path, entries: None }
+        Self {
+            path,
+            entries: None,
+        }
     }
 
     fn entries(&mut self) -> Result<&mut BTreeMap<String, String>, KvError> {
@@ -76,7 +79,9 @@ impl KvStore {
         let mut next = self.entries()?.clone();
         next.insert(key.to_string(), value.to_string());
         if next.len() > MAX_ENTRIES {
-            return Err(KvError::Quota(format!("the store holds at most {MAX_ENTRIES} keys")));
+            return Err(KvError::Quota(format!(
+                "the store holds at most {MAX_ENTRIES} keys"
+            )));
         }
         let total: usize = next.iter().map(|(k, v)| k.len() + v.len()).sum();
         if total > MAX_TOTAL_BYTES {
@@ -98,7 +103,8 @@ impl KvStore {
 
     fn commit(&mut self, next: BTreeMap<String, String>) -> Result<(), KvError> {
         let bytes = serde_json::to_vec(&next).map_err(|e| KvError::Io(e.to_string()))?;
-        write_atomic(&self.path, &bytes, Access::Private).map_err(|e| KvError::Io(format!("{e:#}")))?;
+        write_atomic(&self.path, &bytes, Access::Private)
+            .map_err(|e| KvError::Io(format!("{e:#}")))?;
         self.entries = Some(next);
         Ok(())
     }

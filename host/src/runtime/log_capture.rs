@@ -156,7 +156,8 @@ impl LogCapture {
                     rest = &rest[room..];
                 }
             }
-            let line = String::from_utf8_lossy(&std::mem::take(partial_mut(&mut inner, source))).into_owned();
+            let line = String::from_utf8_lossy(&std::mem::take(partial_mut(&mut inner, source)))
+                .into_owned();
             self.push(&mut inner, level, source, &line);
         }
     }
@@ -167,8 +168,17 @@ impl LogCapture {
         for source in [LogSource::Stdout, LogSource::Stderr] {
             let partial = std::mem::take(partial_mut(&mut inner, source));
             if !partial.is_empty() {
-                let level = if source == LogSource::Stderr { Level::Warn } else { Level::Info };
-                self.push(&mut inner, level, source, &String::from_utf8_lossy(&partial));
+                let level = if source == LogSource::Stderr {
+                    Level::Warn
+                } else {
+                    Level::Info
+                };
+                self.push(
+                    &mut inner,
+                    level,
+                    source,
+                    &String::from_utf8_lossy(&partial),
+                );
             }
         }
         let dropped = std::mem::take(&mut inner.dropped);
@@ -221,11 +231,17 @@ fn emit(extension: &str, level: Level, source: LogSource, message: &str) {
         LogSource::Host => "host",
     };
     match level {
-        Level::Trace => tracing::trace!(target: "tether::extension", extension, source, "{message}"),
-        Level::Debug => tracing::debug!(target: "tether::extension", extension, source, "{message}"),
+        Level::Trace => {
+            tracing::trace!(target: "tether::extension", extension, source, "{message}")
+        }
+        Level::Debug => {
+            tracing::debug!(target: "tether::extension", extension, source, "{message}")
+        }
         Level::Info => tracing::info!(target: "tether::extension", extension, source, "{message}"),
         Level::Warn => tracing::warn!(target: "tether::extension", extension, source, "{message}"),
-        Level::Error => tracing::error!(target: "tether::extension", extension, source, "{message}"),
+        Level::Error => {
+            tracing::error!(target: "tether::extension", extension, source, "{message}")
+        }
     }
 }
 
@@ -279,7 +295,11 @@ impl OutputStream for CaptureStream {
 }
 
 impl tokio::io::AsyncWrite for CaptureStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.capture.write_stream(self.source, buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -312,7 +332,11 @@ mod tests {
         let got = capture.take();
         assert_eq!(got.dropped, 10);
         assert_eq!(got.records.len(), MAX_RECORDS + 1);
-        assert!(got.records[MAX_RECORDS].message.contains("10 more log lines were dropped"));
+        assert!(
+            got.records[MAX_RECORDS]
+                .message
+                .contains("10 more log lines were dropped")
+        );
     }
 
     #[test]
@@ -321,6 +345,10 @@ mod tests {
         capture.write_stream(LogSource::Stderr, &vec![b'a'; MAX_LINE_BYTES * 3]);
         let got = capture.take();
         assert_eq!(got.records.len(), 3);
-        assert!(got.records.iter().all(|r| r.message.len() <= MAX_LINE_BYTES + 64));
+        assert!(
+            got.records
+                .iter()
+                .all(|r| r.message.len() <= MAX_LINE_BYTES + 64)
+        );
     }
 }

@@ -28,7 +28,11 @@ impl FromStr for HostPattern {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why: &str| format!("`{s}` is not a valid outbound host ({why}); write it as scheme://host[:port], for example https://*.example.com or http://127.0.0.1:8080");
+        let err = |why: &str| {
+            format!(
+                "`{s}` is not a valid outbound host ({why}); write it as scheme://host[:port], for example https://*.example.com or http://127.0.0.1:8080"
+            )
+        };
         let (scheme, rest) = s.split_once("://").ok_or_else(|| err("no scheme"))?;
         let scheme = scheme.to_ascii_lowercase();
         let default_port = match scheme.as_str() {
@@ -41,9 +45,11 @@ impl FromStr for HostPattern {
             return Err(err("a path, query or credentials are not allowed"));
         }
         let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => {
-                (h, p.parse::<u16>().map_err(|_| err("the port must be 1 to 65535"))?)
-            }
+            Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| err("the port must be 1 to 65535"))?,
+            ),
             _ => (rest, default_port),
         };
         if port == 0 {
@@ -52,7 +58,9 @@ impl FromStr for HostPattern {
         let host = host.to_ascii_lowercase();
         let bare = host.strip_prefix("*.").unwrap_or(&host);
         if bare.is_empty() || bare.contains('*') {
-            return Err(err("a wildcard may only be the leftmost label, as *.example.com"));
+            return Err(err(
+                "a wildcard may only be the leftmost label, as *.example.com",
+            ));
         }
         Ok(Self { scheme, host, port })
     }
@@ -66,7 +74,9 @@ impl fmt::Display for HostPattern {
 
 impl HostPattern {
     fn matches(&self, url: &Url) -> bool {
-        let Some(host) = url.host_str() else { return false };
+        let Some(host) = url.host_str() else {
+            return false;
+        };
         let host = host.to_ascii_lowercase();
         let host_ok = match self.host.strip_prefix("*.") {
             Some(domain) => host.len() > domain.len() + 1 && host.ends_with(&format!(".{domain}")),
@@ -122,17 +132,34 @@ impl HttpClient {
                     .map_err(|e| e.to_string())
             })
             .as_ref()
-            .map_err(|e| failed("unavailable", format!("the host's HTTP client could not start: {e}")))
+            .map_err(|e| {
+                failed(
+                    "unavailable",
+                    format!("the host's HTTP client could not start: {e}"),
+                )
+            })
     }
 
     /// Sends one request for an extension, if its grant allows the URL,
     /// finishing before `deadline` (the call's own deadline: epoch
     /// interruption cannot stop a host call, so the host bounds it here).
-    pub(crate) fn send(&self, grant: &OutboundGrant, request: Request, deadline: Instant) -> Result<Response, WitError> {
-        let url = Url::parse(&request.url)
-            .map_err(|e| failed("invalid-argument", format!("`{}` is not a valid URL: {e}", request.url)))?;
+    pub(crate) fn send(
+        &self,
+        grant: &OutboundGrant,
+        request: Request,
+        deadline: Instant,
+    ) -> Result<Response, WitError> {
+        let url = Url::parse(&request.url).map_err(|e| {
+            failed(
+                "invalid-argument",
+                format!("`{}` is not a valid URL: {e}", request.url),
+            )
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(denied(format!("only http and https are allowed, not `{}`", url.scheme())));
+            return Err(denied(format!(
+                "only http and https are allowed, not `{}`",
+                url.scheme()
+            )));
         }
         if !grant.allows(&url) {
             let origin = url.origin().ascii_serialization();
@@ -143,24 +170,45 @@ impl HttpClient {
         let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .ok()
             .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&m.as_str()))
-            .ok_or_else(|| failed("invalid-argument", format!("unsupported HTTP method `{}`", request.method)))?;
-        if request.body.as_ref().is_some_and(|b| b.len() > MAX_BODY_BYTES) {
-            return Err(failed("invalid-argument", format!("request bodies are limited to {MAX_BODY_BYTES} bytes")));
+            .ok_or_else(|| {
+                failed(
+                    "invalid-argument",
+                    format!("unsupported HTTP method `{}`", request.method),
+                )
+            })?;
+        if request
+            .body
+            .as_ref()
+            .is_some_and(|b| b.len() > MAX_BODY_BYTES)
+        {
+            return Err(failed(
+                "invalid-argument",
+                format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+            ));
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining < Duration::from_millis(1) {
             return Err(failed("timeout", "the call's time limit is reached".into()));
         }
-        let mut builder = self.client()?.request(method, url.clone()).timeout(remaining);
+        let mut builder = self
+            .client()?
+            .request(method, url.clone())
+            .timeout(remaining);
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
-        let response = builder
-            .send()
-            .map_err(|e| failed("unreachable", format!("request to {} failed: {e}", url.origin().ascii_serialization())))?;
+        let response = builder.send().map_err(|e| {
+            failed(
+                "unreachable",
+                format!(
+                    "request to {} failed: {e}",
+                    url.origin().ascii_serialization()
+                ),
+            )
+        })?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -173,9 +221,16 @@ impl HttpClient {
             .read_to_end(&mut body)
             .map_err(|e| failed("unreachable", format!("reading the response failed: {e}")))?;
         if body.len() > MAX_BODY_BYTES {
-            return Err(failed("too-large", format!("the response is larger than {MAX_BODY_BYTES} bytes")));
+            return Err(failed(
+                "too-large",
+                format!("the response is larger than {MAX_BODY_BYTES} bytes"),
+            ));
         }
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 

@@ -9,8 +9,8 @@
 
 pub(crate) mod since_v0_1_0;
 
-pub(crate) use since_v0_1_0::{Extension, ExtensionPre};
 pub use since_v0_1_0::tether::extension::types::{ConnectionStatus, Level, StatusState};
+pub(crate) use since_v0_1_0::{Extension, ExtensionPre};
 
 /// Turns a link failure into an operator's explanation: usually the
 /// component was built for a contract this host does not provide, or it

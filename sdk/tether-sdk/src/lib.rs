@@ -62,9 +62,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::tether::extension::types::{
-    ConnectionStatus, MachineInfo, StatusState,
-};
+pub use bindings::tether::extension::types::{ConnectionStatus, MachineInfo, StatusState};
 
 /// The lifecycle an extension implements. Every method has a default that
 /// succeeds (or, for [`Extension::invoke`], refuses the command), so an

@@ -1,0 +1,86 @@
+//! The compiled-component cache: compile once, load after; never load an
+//! artifact this host did not write.
+
+use crate::support::*;
+use tether::runtime::{CacheOutcome, ExtensionSpec, Runtime, RuntimeOptions};
+use tether_test_artifacts as artifacts;
+
+fn load_hello(runtime: &Runtime, data: &std::path::Path) -> anyhow::Result<CacheOutcome> {
+    let bytes = std::fs::read(artifacts::HELLO)?;
+    let ext = runtime.load(&bytes, ExtensionSpec::new("hello", data))?;
+    // Whatever the cache did, the component must work.
+    let out = ext.call(tether::runtime::Call::Invoke {
+        command: "greet".into(),
+        args: vec!["cache".into()],
+    })?;
+    assert_eq!(out.output.as_deref(), Some("Hello, cache!"));
+    Ok(ext.cache_outcome())
+}
+
+fn artifacts_in(dir: &std::path::Path, suffix: &str) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    Ok(std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect())
+}
+
+#[test]
+fn components_compile_once_and_load_afterwards() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let cache = home.path().join("cache");
+    let options = RuntimeOptions {
+        cache_dir: Some(cache.clone()),
+        ..Default::default()
+    };
+    let runtime = Runtime::new(options.clone())?;
+    assert_eq!(
+        load_hello(&runtime, home.path())?,
+        CacheOutcome::CompiledAndStored
+    );
+    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Loaded);
+    // A new process (a new engine with the same settings) loads it too.
+    let again = Runtime::new(options)?;
+    assert_eq!(again.fingerprint(), runtime.fingerprint());
+    assert_eq!(load_hello(&again, home.path())?, CacheOutcome::Loaded);
+    let written = artifacts_in(&cache, ".cwasm")?;
+    assert_eq!(written.len(), 1);
+    assert!(written[0].to_string_lossy().contains(runtime.fingerprint()));
+    Ok(())
+}
+
+#[test]
+fn corrupt_or_foreign_artifacts_are_recompiled_not_loaded() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let cache = home.path().join("cache");
+    let runtime = Runtime::new(RuntimeOptions {
+        cache_dir: Some(cache.clone()),
+        ..Default::default()
+    })?;
+    assert_eq!(
+        load_hello(&runtime, home.path())?,
+        CacheOutcome::CompiledAndStored
+    );
+    let artifact = artifacts_in(&cache, ".cwasm")?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no artifact"))?;
+
+    // Corrupt: one flipped byte.
+    let mut bytes = std::fs::read(&artifact)?;
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&artifact, &bytes)?;
+    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Replaced);
+    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Loaded);
+
+    // Foreign: an artifact without the seal this host writes beside its own.
+    let seal = artifacts_in(&cache, ".cwasm.sha256")?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no seal"))?;
+    std::fs::remove_file(&seal)?;
+    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Replaced);
+
+    // Foreign with a forged seal for different bytes.
+    std::fs::write(&artifact, b"not an artifact")?;
+    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Replaced);
+    Ok(())
+}

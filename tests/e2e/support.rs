@@ -1,0 +1,121 @@
+//! Helpers shared by the suites.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+use tether::runtime::{Call, ExtensionSpec, Limits, LoadedExtension, Runtime, RuntimeOptions};
+
+pub type TestResult = anyhow::Result<()>;
+
+/// The `tether` binary, with its state under `home`.
+pub fn tether(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+    cmd.env("TETHER_HOME", home).env_remove("TETHER_LOG");
+    cmd
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// One runtime for the suites that drive the library, as a host process
+/// has one: a fixture that misbehaves must not spoil it for the next.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| match Runtime::new(RuntimeOptions::default()) {
+        Ok(runtime) => runtime,
+        Err(e) => panic!("the runtime could not start: {e:#}"),
+    })
+}
+
+/// Loads a component from its path with the given limits.
+pub fn load(
+    runtime: &Runtime,
+    path: &str,
+    limits: Limits,
+    data: &Path,
+) -> anyhow::Result<LoadedExtension> {
+    let bytes = std::fs::read(path)?;
+    let mut spec = ExtensionSpec::new(component_name(path), data);
+    spec.limits = limits;
+    runtime.load(&bytes, spec)
+}
+
+pub fn component_name(path: &str) -> String {
+    Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("component")
+        .to_string()
+}
+
+/// Proves the runtime still runs `hello` correctly.
+pub fn assert_hello_still_works(runtime: &Runtime) -> TestResult {
+    let data = tempfile::tempdir()?;
+    let hello = load(
+        runtime,
+        tether_test_artifacts::HELLO,
+        Limits::default(),
+        data.path(),
+    )?;
+    let outcome = hello.call(Call::Invoke {
+        command: "greet".into(),
+        args: vec!["again".into()],
+    })?;
+    assert_eq!(outcome.output.as_deref(), Some("Hello, again!"));
+    assert!(
+        outcome
+            .logs
+            .iter()
+            .any(|r| r.message == "hello: greeting again")
+    );
+    Ok(())
+}
+
+/// A loopback HTTP server answering every request with `body`, counting
+/// the requests it saw.
+pub struct LoopbackHttp {
+    pub addr: SocketAddr,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl LoopbackHttp {
+    pub fn start(body: &'static str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let requests = Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        Ok(Self { addr, requests })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn seen(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
