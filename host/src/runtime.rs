@@ -112,6 +112,11 @@ impl Runtime {
         })
     }
 
+    /// The process's engine, for embedders that measure or extend it.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        self.engine.engine()
+    }
+
     /// Whether instances come from the pooling allocator.
     pub fn is_pooling(&self) -> bool {
         self.engine.is_pooling()

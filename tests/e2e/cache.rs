@@ -73,7 +73,7 @@ fn corrupt_or_foreign_artifacts_are_recompiled_not_loaded() -> TestResult {
     assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Loaded);
 
     // Foreign: an artifact without the seal this host writes beside its own.
-    let seal = artifacts_in(&cache, ".cwasm.sha256")?
+    let seal = artifacts_in(&cache, ".cwasm.seal")?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no seal"))?;
     std::fs::remove_file(&seal)?;

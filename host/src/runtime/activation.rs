@@ -141,6 +141,14 @@ impl<'a> Activation<'a> {
         }
     }
 
+    /// Instantiates now rather than at the first call.
+    pub fn prepare(&mut self) -> Result<(), GuestError> {
+        if self.live.is_none() {
+            self.live = Some(self.instantiate(&Call::Install)?);
+        }
+        Ok(())
+    }
+
     /// Makes one call, instantiating first if needed.
     pub fn call(&mut self, call: Call) -> Result<CallOutcome, GuestError> {
         let mut live = match self.live.take() {

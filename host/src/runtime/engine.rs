@@ -3,6 +3,7 @@
 use super::AllocatorChoice;
 use super::limits::MAX_MEMORY_BYTES;
 use anyhow::Result;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -94,6 +95,9 @@ fn pooling_config() -> Config {
 /// Advances the engine's epoch every [`EPOCH_TICK`], but only while at
 /// least one guest call is running: an idle host does not wake up. The
 /// thread ends when the last handle is dropped.
+///
+/// Entering and leaving a call is two atomic operations; the lock is taken
+/// only to wake a parked ticker, so it costs the call path nothing.
 #[derive(Clone)]
 pub(crate) struct EpochTicker {
     handle: Arc<TickerHandle>,
@@ -104,42 +108,53 @@ struct TickerHandle {
 }
 
 struct TickerShared {
-    state: Mutex<TickerState>,
+    calls: AtomicUsize,
+    parked: AtomicBool,
+    stopped: AtomicBool,
+    lock: Mutex<()>,
     wake: Condvar,
 }
 
-#[derive(Default)]
-struct TickerState {
-    calls: usize,
-    stopped: bool,
-}
-
 impl TickerShared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, TickerState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn wake(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wake.notify_all();
+    }
+
+    /// Parks the ticker until a call starts or it is stopped.
+    fn park(&self) {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        // Announce the park before checking: `enter` increments `calls`
+        // before reading `parked`, so (with SeqCst on both sides) either we
+        // see its call here, or it sees us parked and wakes us.
+        self.parked.store(true, Ordering::SeqCst);
+        let _guard = self
+            .wake
+            .wait_while(guard, |()| {
+                self.calls.load(Ordering::SeqCst) == 0 && !self.stopped.load(Ordering::SeqCst)
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        self.parked.store(false, Ordering::SeqCst);
     }
 }
 
 impl EpochTicker {
     fn start(engine: Engine) -> Self {
         let shared = Arc::new(TickerShared {
-            state: Mutex::new(TickerState::default()),
+            calls: AtomicUsize::new(0),
+            parked: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            lock: Mutex::new(()),
             wake: Condvar::new(),
         });
-        let thread_shared = shared.clone();
+        let ticker = shared.clone();
         let spawned = thread::Builder::new()
             .name("tether-epoch".into())
             .spawn(move || {
-                loop {
-                    {
-                        let guard = thread_shared.lock();
-                        let guard = thread_shared
-                            .wake
-                            .wait_while(guard, |s| s.calls == 0 && !s.stopped)
-                            .unwrap_or_else(PoisonError::into_inner);
-                        if guard.stopped {
-                            return;
-                        }
+                while !ticker.stopped.load(Ordering::SeqCst) {
+                    if ticker.calls.load(Ordering::SeqCst) == 0 {
+                        ticker.park();
+                        continue;
                     }
                     thread::sleep(EPOCH_TICK);
                     engine.increment_epoch();
@@ -156,28 +171,29 @@ impl EpochTicker {
     }
 
     /// Marks a guest call as running until the guard drops.
-    pub(crate) fn enter(&self) -> TickerGuard {
-        let shared = self.handle.shared.clone();
-        shared.lock().calls += 1;
-        shared.wake.notify_all();
+    pub(crate) fn enter(&self) -> TickerGuard<'_> {
+        let shared = &*self.handle.shared;
+        shared.calls.fetch_add(1, Ordering::SeqCst);
+        if shared.parked.load(Ordering::SeqCst) {
+            shared.wake();
+        }
         TickerGuard { shared }
     }
 }
 
 impl Drop for TickerHandle {
     fn drop(&mut self) {
-        self.shared.lock().stopped = true;
-        self.shared.wake.notify_all();
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        self.shared.wake();
     }
 }
 
-pub(crate) struct TickerGuard {
-    shared: Arc<TickerShared>,
+pub(crate) struct TickerGuard<'a> {
+    shared: &'a TickerShared,
 }
 
-impl Drop for TickerGuard {
+impl Drop for TickerGuard<'_> {
     fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        state.calls = state.calls.saturating_sub(1);
+        self.shared.calls.fetch_sub(1, Ordering::SeqCst);
     }
 }
