@@ -166,8 +166,8 @@ fn main() -> anyhow::Result<()> {
         tether::version::WASMTIME_VERSION
     );
     println!(
-        "{:<26} {:>12} {:>12} {:>9}  {}",
-        "measure", "baseline", "tether", "ratio", ""
+        "{:<26} {:>12} {:>12} {:>9}",
+        "measure", "baseline", "tether", "ratio"
     );
     for (name, base, tether, target) in rows {
         let (base_text, ratio) = if base.is_zero() {
