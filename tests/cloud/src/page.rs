@@ -1,0 +1,57 @@
+//! A read-only page listing machines with their status, last heartbeat and
+//! extensions, the way an operator glances at a portal.
+
+use crate::Cloud;
+use crate::arm::{status_of, view_extension};
+use crate::util::rfc3339;
+use axum::extract::State;
+use axum::response::Html;
+use std::sync::Arc;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub async fn index(State(cloud): State<Arc<Cloud>>) -> Html<String> {
+    let now = cloud.now();
+    let rows: String =
+        cloud.read(|m| {
+            m.machines
+            .iter()
+            .map(|(key, r)| {
+                let extensions: Vec<String> = m
+                    .extensions
+                    .values()
+                    .filter(|e| &e.machine == key)
+                    .map(|e| {
+                        let v = view_extension(e);
+                        format!(
+                            "{}/{} {} ({})",
+                            escape(&v.properties.publisher),
+                            escape(&v.properties.extension_type),
+                            escape(&v.properties.type_handler_version),
+                            escape(v.properties.provisioning_state.as_deref().unwrap_or("-"))
+                        )
+                    })
+                    .collect();
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    escape(&r.resource.name),
+                    escape(key.split('/').nth(4).unwrap_or_default()),
+                    status_of(r, now),
+                    r.last_heartbeat.map(rfc3339).unwrap_or_else(|| "-".into()),
+                    escape(r.resource.properties.agent_version.as_deref().unwrap_or("-")),
+                    if extensions.is_empty() { "-".to_string() } else { extensions.join("<br>") }
+                )
+            })
+            .collect()
+        });
+    Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>tether-cloud</title><meta http-equiv=refresh content=5></head>\
+<body style=\"font-family:sans-serif\"><h1>tether-cloud</h1><p>Machines (the clock reads {}).</p>\
+<table border=1 cellpadding=4 style=\"border-collapse:collapse\"><tr><th>Name</th><th>Resource group</th><th>Status</th><th>Last heartbeat</th><th>Agent</th><th>Extensions</th></tr>{rows}</table></body></html>",
+        rfc3339(now)
+    ))
+}

@@ -1,0 +1,359 @@
+//! tether-cloud: a local control plane for Tether, faithful to the shapes of
+//! Entra ID and Azure Resource Manager the way Azurite is faithful to Azure
+//! Storage. The agent never special-cases it: it differs from a real cloud
+//! only by its endpoints.
+//!
+//! [`start`] serves it on a loopback address (tests run it in-process);
+//! the `tether-cloud` binary serves it from the command line and drives a
+//! running one with `tether-cloud admin …`.
+
+mod admin;
+mod agent;
+mod arm;
+mod auth;
+mod errors;
+mod faults;
+mod gallery;
+mod identity;
+mod model;
+mod page;
+mod util;
+
+pub mod client;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::routing::{get, post};
+use ed25519_dalek::SigningKey;
+use model::Model;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tether_cloud_api::metadata::{Authentication, CloudEndpoints};
+
+pub use faults::{Fault, RequestRecord};
+
+/// How a tether-cloud is served.
+#[derive(Debug, Clone)]
+pub struct CloudConfig {
+    pub listen: SocketAddr,
+    /// Persist the state here (atomically, after every change) and load it
+    /// at start.
+    pub state_file: Option<PathBuf>,
+    /// Items per page of ARM lists.
+    pub page_size: usize,
+    /// The device flow's polling interval, in seconds.
+    pub device_code_interval: u64,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_file: None,
+            page_size: 100,
+            device_code_interval: 5,
+        }
+    }
+}
+
+/// The shared state of a running tether-cloud.
+pub(crate) struct Cloud {
+    pub base_url: String,
+    pub config: CloudConfig,
+    pub key: SigningKey,
+    model: Mutex<Model>,
+    pub faults: faults::Faults,
+}
+
+impl Cloud {
+    /// Seconds since the epoch, on the cloud's clock (which the admin API
+    /// can move forward).
+    pub fn now(&self) -> u64 {
+        util::real_now() + self.read(|m| m.clock_offset)
+    }
+
+    pub fn read<R>(&self, f: impl FnOnce(&Model) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Changes the model, then persists it when a state file is set.
+    pub fn write<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
+        let mut model = self.lock();
+        let result = f(&mut model);
+        if let Some(path) = &self.config.state_file
+            && let Err(e) = persist(path, &model)
+        {
+            tracing::error!("could not persist the state to {}: {e:#}", path.display());
+        }
+        result
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.base_url)
+    }
+
+    pub fn issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.base_url)
+    }
+
+    /// The audience of ARM tokens.
+    pub fn arm_audience(&self) -> String {
+        format!("{}/", self.base_url)
+    }
+
+    /// The audience of agent-service tokens.
+    pub fn agent_audience(&self) -> String {
+        format!("{}/agent/", self.base_url)
+    }
+
+    pub fn endpoints(&self) -> CloudEndpoints {
+        CloudEndpoints {
+            name: "TetherCloud".into(),
+            portal: format!("{}/", self.base_url),
+            authentication: Authentication {
+                login_endpoint: format!("{}/", self.base_url),
+                audiences: vec![self.arm_audience(), self.agent_audience()],
+                tenant: "common".into(),
+                identity_provider: "AAD".into(),
+            },
+            resource_manager: format!("{}/", self.base_url),
+            agent_service: format!("{}/agent", self.base_url),
+            gallery: format!("{}/gallery", self.base_url),
+        }
+    }
+}
+
+fn persist(path: &std::path::Path, model: &Model) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(model)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, &bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)?;
+    Ok(())
+}
+
+fn load_or_create(path: Option<&PathBuf>) -> Result<Model> {
+    if let Some(path) = path
+        && path.exists()
+    {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+        return serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not a tether-cloud state file (start with another --state, or remove it to start afresh)",
+                path.display()
+            )
+        });
+    }
+    Ok(Model {
+        signing_seed: hex::encode(util::random_bytes::<32>()),
+        admin_key: util::secret(32),
+        ..Model::default()
+    })
+}
+
+/// A tether-cloud serving on a background task.
+pub struct RunningCloud {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub url: String,
+    /// The bearer credential of the admin API.
+    pub admin_key: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningCloud {
+    /// The metadata URL the agent is pointed at (`--cloud URL`).
+    pub fn metadata_url(&self) -> String {
+        format!(
+            "{}/metadata/endpoints?api-version={}",
+            self.url,
+            tether_cloud_api::metadata::METADATA_API_VERSION
+        )
+    }
+
+    /// Stops serving and waits until the listener is closed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// A tether-cloud on its own thread and runtime, for synchronous callers
+/// (tests, the quickstart). Stops when dropped.
+pub struct BackgroundCloud {
+    pub url: String,
+    pub admin_key: String,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundCloud {
+    pub fn start(config: CloudConfig) -> Result<Self> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(String, String)>>();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tether-cloud".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match start(config).await {
+                        Ok(cloud) => {
+                            let _ = ready_tx.send(Ok((cloud.url.clone(), cloud.admin_key.clone())));
+                            let _ = tokio::task::spawn_blocking(move || stop_rx.recv()).await;
+                            cloud.stop().await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        let (url, admin_key) = ready_rx
+            .recv()
+            .context("tether-cloud's thread ended before it started")??;
+        Ok(Self {
+            url,
+            admin_key,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The metadata URL the agent is pointed at (`--cloud URL`).
+    pub fn metadata_url(&self) -> String {
+        format!(
+            "{}/metadata/endpoints?api-version={}",
+            self.url,
+            tether_cloud_api::metadata::METADATA_API_VERSION
+        )
+    }
+
+    /// A client of this cloud's admin API.
+    pub fn admin(&self) -> Result<client::AdminClient> {
+        client::AdminClient::new(&self.url, &self.admin_key)
+    }
+}
+
+impl Drop for BackgroundCloud {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Binds and serves; returns once the listener is up.
+pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let base_url = format!("http://{addr}");
+    let model = load_or_create(config.state_file.as_ref())?;
+    let seed: [u8; 32] = hex::decode(&model.signing_seed)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .context("the state file's signing key is damaged")?;
+    let admin_key = model.admin_key.clone();
+    let cloud = Arc::new(Cloud {
+        base_url: base_url.clone(),
+        key: SigningKey::from_bytes(&seed),
+        model: Mutex::new(model),
+        faults: faults::Faults::default(),
+        config,
+    });
+    // Write the state file at once, so a fresh one exists from the start.
+    cloud.write(|_| ());
+    let app = router(cloud);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!("tether-cloud stopped: {e}");
+        }
+    });
+    Ok(RunningCloud {
+        url: base_url,
+        admin_key,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+fn router(cloud: Arc<Cloud>) -> Router {
+    Router::new()
+        .route("/", get(page::index))
+        .route("/metadata/endpoints", get(metadata))
+        .route(
+            "/devicelogin",
+            get(identity::devicelogin_page).post(identity::devicelogin_submit),
+        )
+        .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(identity::devicecode),
+        )
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(identity::authorize_page).post(identity::authorize_submit),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(identity::keys))
+        .route("/subscriptions/{*rest}", axum::routing::any(arm::dispatch))
+        .route("/agent/v1/heartbeat", post(agent::heartbeat))
+        .route("/agent/v1/extensions", get(agent::desired))
+        .route("/agent/v1/extensions/{name}/status", post(agent::report))
+        .route(
+            "/gallery/{publisher}/{name}/{version}",
+            get(gallery::download),
+        )
+        .nest("/admin", admin::router(cloud.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            cloud.clone(),
+            faults::middleware,
+        ))
+        .with_state(cloud)
+}
+
+async fn metadata(
+    axum::extract::State(cloud): axum::extract::State<Arc<Cloud>>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !query.contains_key("api-version") {
+        return errors::ArmError::bad_request(
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
+        .into_response();
+    }
+    axum::Json(cloud.endpoints()).into_response()
+}
