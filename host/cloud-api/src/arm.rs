@@ -21,6 +21,7 @@ pub struct Machine {
     pub name: String,
     #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    #[serde(default)]
     pub location: String,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

@@ -1,0 +1,132 @@
+//! The `tether-cloud` binary: serve, and admin commands against it.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn admin(url: &str, key: &str, args: &[&str]) -> Result<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
+        .args(["admin", "--url", url])
+        .args(args)
+        .env("TETHER_CLOUD_ADMIN_KEY", key)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[test]
+fn serve_prints_its_endpoints_and_admin_commands_drive_it() -> Result<()> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--bootstrap", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let served = Served(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let info: Value = serde_json::from_str(&line)?;
+    let url = info["url"].as_str().unwrap_or_default().to_string();
+    let key = info["adminKey"].as_str().unwrap_or_default().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"));
+    assert!(info["demo"]["administrator"]["secret"].is_string());
+
+    let metadata: Value = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(info["metadata"].as_str().unwrap_or_default())
+        .send()?
+        .json()?;
+    assert_eq!(metadata["resourceManager"], format!("{url}/"));
+    assert_eq!(metadata["agentService"], format!("{url}/agent"));
+
+    let tenant = admin(&url, &key, &["tenant-create", "--name", "Second"])?;
+    let tenant_id = tenant["id"].as_str().unwrap_or_default().to_string();
+    let sub = admin(
+        &url,
+        &key,
+        &["subscription-create", "--tenant-id", &tenant_id],
+    )?;
+    let sub_id = sub["id"].as_str().unwrap_or_default().to_string();
+    admin(
+        &url,
+        &key,
+        &[
+            "group-create",
+            "--subscription-id",
+            &sub_id,
+            "--name",
+            "rg1",
+            "--location",
+            "here",
+        ],
+    )?;
+    let sp = admin(
+        &url,
+        &key,
+        &["sp-create", "--tenant-id", &tenant_id, "--secret"],
+    )?;
+    assert!(sp["secret"].is_string());
+    admin(
+        &url,
+        &key,
+        &[
+            "role-assign",
+            "--principal",
+            sp["clientId"].as_str().unwrap_or_default(),
+            "--role",
+            "onboarding",
+            "--scope",
+            &format!("/subscriptions/{sub_id}"),
+        ],
+    )?;
+    let clock = admin(&url, &key, &["clock-advance", "60"])?;
+    assert_eq!(clock["offsetSeconds"], 60);
+    let fault = admin(
+        &url,
+        &key,
+        &[
+            "fault-add",
+            "--path",
+            "/metadata/",
+            "--status",
+            "503",
+            "--count",
+            "1",
+        ],
+    )?;
+    assert!(fault["id"].is_u64());
+    assert_eq!(
+        admin(&url, &key, &["fault-list"])?.as_array().map(Vec::len),
+        Some(1)
+    );
+    let requests = admin(&url, &key, &["requests"])?;
+    assert!(
+        requests
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x["path"] == "/metadata/endpoints"))
+    );
+
+    // A wrong admin key is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
+        .args(["admin", "--url", &url, "--admin-key", "wrong", "machines"])
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AdminAuthenticationFailed"));
+    drop(served);
+    Ok(())
+}
