@@ -13,11 +13,20 @@ pub struct AdminClient {
 
 impl AdminClient {
     pub fn new(url: &str, admin_key: &str) -> Result<Self> {
+        Self::with_ca(url, admin_key, None)
+    }
+
+    /// A client that also trusts `ca_pem` (tether-cloud's `--tls` CA).
+    pub fn with_ca(url: &str, admin_key: &str, ca_pem: Option<&str>) -> Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::blocking::Client::builder().no_proxy();
+        if let Some(pem) = ca_pem {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
+        }
         Ok(Self {
             base: url.trim_end_matches('/').to_string(),
             key: admin_key.to_string(),
-            http: reqwest::blocking::Client::builder().no_proxy().build()?,
+            http: builder.build()?,
         })
     }
 

@@ -44,6 +44,13 @@ struct ServeArgs {
     /// print them.
     #[arg(long)]
     bootstrap: bool,
+    /// Serve HTTPS with a certificate authority generated now; its
+    /// certificate is written to --ca-cert-file for clients to trust.
+    #[arg(long)]
+    tls: bool,
+    /// Where --tls writes the CA certificate.
+    #[arg(long, default_value = "tether-cloud-ca.pem", requires = "tls")]
+    ca_cert_file: PathBuf,
     /// Print the endpoints (and the demo world) as one JSON line.
     #[arg(long)]
     json: bool,
@@ -338,6 +345,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         state_file: args.state,
         page_size: args.page_size,
         device_code_interval: args.device_code_interval,
+        tls_ca_file: args.tls.then(|| args.ca_cert_file.clone()),
     };
     let cloud = tether_cloud::start(config).await?;
     let world = if args.bootstrap {
@@ -354,6 +362,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "metadata": cloud.metadata_url(),
         "page": format!("{}/", cloud.url),
         "adminKey": cloud.admin_key,
+        "caCertificate": args.tls.then(|| args.ca_cert_file.display().to_string()),
         "demo": world,
     });
     if args.json {
@@ -370,6 +379,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         println!("  gallery:         {}/gallery/…", cloud.url);
         println!("  page:            {}/", cloud.url);
         println!("  admin key:       {}", cloud.admin_key);
+        if args.tls {
+            println!(
+                "  CA certificate:  {} (trust it: tether connect --cloud-ca-cert FILE)",
+                args.ca_cert_file.display()
+            );
+        }
         println!(
             "    export TETHER_CLOUD_URL={} TETHER_CLOUD_ADMIN_KEY={}",
             cloud.url, cloud.admin_key

@@ -17,6 +17,7 @@ mod gallery;
 mod identity;
 mod model;
 mod page;
+mod tls;
 mod util;
 
 pub mod client;
@@ -44,6 +45,8 @@ pub struct CloudConfig {
     pub page_size: usize,
     /// The device flow's polling interval, in seconds.
     pub device_code_interval: u64,
+    /// Serve HTTPS with a generated CA, writing the CA certificate here.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for CloudConfig {
@@ -53,6 +56,7 @@ impl Default for CloudConfig {
             state_file: None,
             page_size: 100,
             device_code_interval: 5,
+            tls_ca_file: None,
         }
     }
 }
@@ -163,7 +167,8 @@ fn load_or_create(path: Option<&PathBuf>) -> Result<Model> {
 
 /// A tether-cloud serving on a background task.
 pub struct RunningCloud {
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT` (or `https://` with TLS), without a
+    /// trailing slash.
     pub url: String,
     /// The bearer credential of the admin API.
     pub admin_key: String,
@@ -195,12 +200,15 @@ impl RunningCloud {
 pub struct BackgroundCloud {
     pub url: String,
     pub admin_key: String,
+    /// The CA certificate to trust, when serving with TLS.
+    pub ca_file: Option<PathBuf>,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl BackgroundCloud {
     pub fn start(config: CloudConfig) -> Result<Self> {
+        let ca_file = config.tls_ca_file.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(String, String)>>();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -236,6 +244,7 @@ impl BackgroundCloud {
         Ok(Self {
             url,
             admin_key,
+            ca_file,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -252,7 +261,14 @@ impl BackgroundCloud {
 
     /// A client of this cloud's admin API.
     pub fn admin(&self) -> Result<client::AdminClient> {
-        client::AdminClient::new(&self.url, &self.admin_key)
+        let ca = match &self.ca_file {
+            Some(file) => Some(
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("could not read {}", file.display()))?,
+            ),
+            None => None,
+        };
+        client::AdminClient::with_ca(&self.url, &self.admin_key, ca.as_deref())
     }
 }
 
@@ -271,7 +287,12 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
         .await
         .with_context(|| format!("could not listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let base_url = format!("http://{addr}");
+    let tls = match &config.tls_ca_file {
+        Some(file) => Some(tls::generate(file)?.0),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{addr}");
     let model = load_or_create(config.state_file.as_ref())?;
     let seed: [u8; 32] = hex::decode(&model.signing_seed)
         .ok()
@@ -290,6 +311,10 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
     let app = router(cloud);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
+        if let Some(tls) = tls {
+            tls::serve(listener, tls, app, rx).await;
+            return;
+        }
         let serve = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

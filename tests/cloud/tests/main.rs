@@ -11,3 +11,4 @@ mod faults;
 mod gallery;
 mod identity;
 mod persistence;
+mod tls;
