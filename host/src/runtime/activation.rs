@@ -222,7 +222,10 @@ impl<'a> Activation<'a> {
     }
 }
 
+/// Ticks until the deadline. One more than the timeout divides into: the
+/// ticker may be part-way through a tick when the deadline is set, and a
+/// call must get at least its whole limit.
 fn deadline_ticks(timeout: std::time::Duration) -> u64 {
-    let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros());
-    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()) + 1;
+    u64::try_from(ticks).unwrap_or(u64::MAX)
 }
