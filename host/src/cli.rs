@@ -2,6 +2,8 @@
 //! its flags, calls one operation of the library, and renders the result as
 //! text or, with `--json`, as JSON. Exit codes are stable ([`exit::Exit`]).
 
+mod check;
+mod config;
 mod exit;
 mod extension;
 mod output;
@@ -42,6 +44,11 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Show Tether's version, commit, wasmtime version and contract version.
     Version,
+    /// Operator settings: list, get, set, clear, info.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Check that this machine can reach the cloud's endpoints.
+    Check(check::CheckArgs),
     /// Work with extensions.
     #[command(subcommand)]
     Extension(extension::ExtensionCommand),
@@ -65,6 +72,8 @@ pub fn main() -> ExitCode {
     let out = Output::new(cli.global.json);
     let result = match cli.command {
         Command::Version => version::run(&out),
+        Command::Config(command) => config::run(&out, command),
+        Command::Check(args) => check::run(&out, args),
         Command::Extension(command) => extension::run(&out, command),
     };
     match result {

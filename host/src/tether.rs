@@ -6,7 +6,10 @@
 //! one concern; see `host/README.md` for the map.
 
 pub mod cli;
+pub mod cloud;
+pub mod config;
 pub mod extensions;
+pub mod platform;
 pub mod runtime;
 pub mod state;
 pub mod version;

@@ -6,6 +6,8 @@ mod support;
 
 mod cache;
 mod cli_run_local;
+mod config;
 mod containment;
 mod outbound;
+mod proxy;
 mod version;

@@ -119,3 +119,98 @@ impl LoopbackHttp {
         self.requests.load(Ordering::SeqCst)
     }
 }
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    tether::platform::is_admin()
+}
+
+/// `tether` as an unprivileged user (nobody), when we are root.
+pub fn tether_unprivileged(home: &Path) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_tether"),
+        ]);
+        cmd.env("TETHER_HOME", home).env_remove("TETHER_LOG");
+        cmd
+    } else {
+        tether(home)
+    }
+}
+
+/// A real tinyproxy (Debian's), on a free loopback port, logging every
+/// request to a file. Stopped when dropped.
+pub struct Tinyproxy {
+    pub url: String,
+    log: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Tinyproxy {
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let log = dir.path().join("tinyproxy.log");
+        let conf = dir.path().join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Info\nMaxClients 20\nAllow 127.0.0.1\n",
+                log.display()
+            ),
+        )?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+        }
+        let child = Command::new("tinyproxy")
+            .args(["-d", "-c"])
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("could not start tinyproxy ({e}); install it: apt-get install tinyproxy (.ci/run does)"))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "tinyproxy did not start listening on {port}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+            child,
+            _dir: dir,
+        })
+    }
+
+    /// The request lines tinyproxy logged ("GET http://… HTTP/1.1").
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once("): ").map(|(_, r)| r.to_string()))
+            .filter(|r| {
+                r.starts_with("GET ")
+                    || r.starts_with("POST ")
+                    || r.starts_with("PUT ")
+                    || r.starts_with("CONNECT ")
+            })
+            .collect()
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

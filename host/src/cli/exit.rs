@@ -1,6 +1,7 @@
 //! Stable exit codes. Scripts depend on these numbers: never renumber one,
 //! only add. The table is in the README.
 
+use crate::config::ConfigError;
 use crate::runtime::GuestError;
 use std::process::ExitCode;
 
@@ -14,6 +15,14 @@ pub enum Exit {
     Usage = 2,
     /// A file given on the command line could not be read or is invalid.
     BadInput = 3,
+    /// The command needs root (administrator on Windows).
+    NotAdmin = 4,
+    /// The settings file is broken.
+    BadConfig = 5,
+    /// A cloud endpoint could not be reached.
+    Network = 6,
+    /// The machine's local policy refuses the request.
+    Refused = 7,
     /// The extension returned an error of its own.
     ExtensionError = 20,
     /// The host stopped the extension: timeout, memory limit, stack
@@ -35,6 +44,14 @@ impl Exit {
         if let Some(coded) = error.downcast_ref::<Coded>() {
             return coded.exit;
         }
+        if let Some(config) = error.downcast_ref::<ConfigError>() {
+            return match config {
+                ConfigError::Corrupt { .. } => Exit::BadConfig,
+                ConfigError::Invalid(_) => Exit::Usage,
+                ConfigError::MonitorMode => Exit::Refused,
+                ConfigError::Io { .. } => Exit::Failure,
+            };
+        }
         if let Some(guest) = error.downcast_ref::<GuestError>() {
             return if guest.kind.is_trap() {
                 Exit::ExtensionStopped
@@ -52,6 +69,10 @@ impl Exit {
             Exit::Failure => "failure",
             Exit::Usage => "usage",
             Exit::BadInput => "bad-input",
+            Exit::NotAdmin => "not-admin",
+            Exit::BadConfig => "bad-config",
+            Exit::Network => "network",
+            Exit::Refused => "refused",
             Exit::ExtensionError => "extension-error",
             Exit::ExtensionStopped => "extension-stopped",
         }

@@ -1,0 +1,121 @@
+//! Where a cloud's services are. Built-in clouds by name; any other cloud
+//! (tether-cloud among them) by the URL of its metadata document.
+
+use super::proxy::ProxyPolicy;
+use crate::config::ProxyService;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use tether_cloud_api::metadata::CloudEndpoints;
+use url::Url;
+
+/// A cloud as the operator names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudSpec {
+    AzureCloud,
+    AzureUsGovernment,
+    AzureChinaCloud,
+    /// A metadata document URL.
+    Custom(Url),
+}
+
+impl CloudSpec {
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "" | "azurecloud" | "azure" => Ok(CloudSpec::AzureCloud),
+            "azureusgovernment" | "azureusgovernmentcloud" => Ok(CloudSpec::AzureUsGovernment),
+            "azurechinacloud" => Ok(CloudSpec::AzureChinaCloud),
+            _ => {
+                let url = Url::parse(text).with_context(|| {
+                    format!("`{text}` is neither a built-in cloud (AzureCloud, AzureUSGovernment, AzureChinaCloud) nor the URL of a cloud metadata document")
+                })?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    bail!("a cloud metadata URL is http(s)://…, not `{text}`");
+                }
+                Ok(CloudSpec::Custom(url))
+            }
+        }
+    }
+}
+
+/// The endpoints of the services Tether talks to.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Endpoints {
+    pub name: String,
+    pub login: Url,
+    pub resource_manager: Url,
+    pub agent_service: Url,
+    pub gallery: Option<Url>,
+    /// ARM's token audience, then the agent service's.
+    pub audiences: Vec<String>,
+}
+
+fn url(text: &str) -> Url {
+    // Only called on the literals below.
+    Url::parse(text).unwrap_or_else(|_| unreachable!("built-in endpoint {text} is a URL"))
+}
+
+fn builtin(name: &str, login: &str, arm: &str, agent: &str) -> Endpoints {
+    Endpoints {
+        name: name.into(),
+        login: url(login),
+        resource_manager: url(arm),
+        agent_service: url(agent),
+        gallery: None,
+        audiences: vec![arm.to_string()],
+    }
+}
+
+impl Endpoints {
+    /// Resolves a cloud: built-ins at once, custom clouds by fetching their
+    /// metadata document (through ARM's proxy route: it is ARM's document).
+    pub fn resolve(spec: &CloudSpec, proxy: &ProxyPolicy, ca_pem: Option<&[u8]>) -> Result<Self> {
+        Ok(match spec {
+            CloudSpec::AzureCloud => builtin(
+                "AzureCloud",
+                "https://login.microsoftonline.com/",
+                "https://management.azure.com/",
+                "https://gbl.his.arc.azure.com/",
+            ),
+            CloudSpec::AzureUsGovernment => builtin(
+                "AzureUSGovernment",
+                "https://login.microsoftonline.us/",
+                "https://management.usgovcloudapi.net/",
+                "https://gbl.his.arc.azure.us/",
+            ),
+            CloudSpec::AzureChinaCloud => builtin(
+                "AzureChinaCloud",
+                "https://login.chinacloudapi.cn/",
+                "https://management.chinacloudapi.cn/",
+                "https://gbl.his.arc.azure.cn/",
+            ),
+            CloudSpec::Custom(metadata) => {
+                let client =
+                    super::proxy::client(&proxy.route(ProxyService::Arm, metadata), ca_pem)?;
+                let response = client.get(metadata.clone()).send().with_context(|| format!("could not fetch the cloud metadata document {metadata}; check the URL and the network (tether check)"))?;
+                if !response.status().is_success() {
+                    bail!(
+                        "the cloud metadata document {metadata} answered {}; check the URL",
+                        response.status()
+                    );
+                }
+                let doc: CloudEndpoints = response
+                    .json()
+                    .with_context(|| format!("{metadata} is not a cloud metadata document"))?;
+                let parse = |what: &str, text: &str| {
+                    Url::parse(text).with_context(|| {
+                        format!("the metadata document's {what} `{text}` is not a URL")
+                    })
+                };
+                Endpoints {
+                    name: doc.name,
+                    login: parse("login endpoint", &doc.authentication.login_endpoint)?,
+                    resource_manager: parse("resource manager", &doc.resource_manager)?,
+                    agent_service: parse("agent service", &doc.agent_service)?,
+                    gallery: Some(parse("gallery", &doc.gallery)?),
+                    audiences: doc.authentication.audiences,
+                }
+            }
+        })
+    }
+}
