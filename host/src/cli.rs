@@ -6,6 +6,7 @@ mod check;
 mod config;
 mod exit;
 mod extension;
+mod lifecycle;
 mod output;
 mod version;
 
@@ -44,6 +45,15 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Show Tether's version, commit, wasmtime version and contract version.
     Version,
+    /// Connect this machine to a cloud.
+    Connect(Box<lifecycle::ConnectArgs>),
+    /// Disconnect: remove every extension, delete the machine resource, and
+    /// remove the local registration (settings are kept).
+    Disconnect(lifecycle::DisconnectArgs),
+    /// Show the machine's registration and status.
+    Show(lifecycle::ShowArgs),
+    /// Make a machine key for pre-provisioned onboarding; prints its public key.
+    Genkey,
     /// Operator settings: list, get, set, clear, info.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -72,6 +82,10 @@ pub fn main() -> ExitCode {
     let out = Output::new(cli.global.json);
     let result = match cli.command {
         Command::Version => version::run(&out),
+        Command::Connect(args) => lifecycle::run_connect(&out, *args),
+        Command::Disconnect(args) => lifecycle::run_disconnect(&out, args),
+        Command::Show(args) => lifecycle::run_show(&out, args),
+        Command::Genkey => lifecycle::run_genkey(&out),
         Command::Config(command) => config::run(&out, command),
         Command::Check(args) => check::run(&out, args),
         Command::Extension(command) => extension::run(&out, command),

@@ -5,11 +5,14 @@
 //! operation of this library and renders its result. Each other module is
 //! one concern; see `host/README.md` for the map.
 
+pub mod auth;
 pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod extensions;
+pub mod lifecycle;
 pub mod platform;
 pub mod runtime;
 pub mod state;
+pub mod util;
 pub mod version;

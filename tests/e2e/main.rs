@@ -8,6 +8,7 @@ mod cache;
 mod cli_run_local;
 mod config;
 mod containment;
+mod lifecycle;
 mod outbound;
 mod proxy;
 mod version;

@@ -214,3 +214,68 @@ impl Drop for Tinyproxy {
         let _ = self.child.wait();
     }
 }
+
+/// A bootstrapped tether-cloud with files holding the flags `tether connect`
+/// needs, as an operator would keep them (secrets off the command line).
+pub struct Cloud {
+    pub cloud: tether_cloud::BackgroundCloud,
+    pub demo: serde_json::Value,
+    pub dir: tempfile::TempDir,
+}
+
+impl Cloud {
+    pub fn start() -> anyhow::Result<Self> {
+        let cloud = tether_cloud::BackgroundCloud::start(tether_cloud::CloudConfig {
+            device_code_interval: 1,
+            ..Default::default()
+        })?;
+        let demo = cloud.admin()?.bootstrap()?;
+        Ok(Self {
+            cloud,
+            demo,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    pub fn tenant(&self) -> String {
+        self.demo["tenantId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn sub(&self) -> String {
+        self.demo["subscriptionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The target of a connect, without sign-in.
+    pub fn target(&self) -> serde_json::Value {
+        serde_json::json!({
+            "subscription-id": self.sub(),
+            "resource-group": "demo",
+            "location": "local",
+            "tenant-id": self.tenant(),
+            "cloud": self.cloud.metadata_url(),
+        })
+    }
+
+    /// A config file with the target and a service principal's secret
+    /// ("administrator" or "onboarding").
+    pub fn config_file(&self, who: &str) -> anyhow::Result<std::path::PathBuf> {
+        let mut v = self.target();
+        v["service-principal-id"] = self.demo[who]["clientId"].clone();
+        v["service-principal-secret"] = self.demo[who]["secret"].clone();
+        let path = self.dir.path().join(format!("{who}.json"));
+        std::fs::write(&path, serde_json::to_vec(&v)?)?;
+        Ok(path)
+    }
+
+    /// The machines tether-cloud holds, with their extensions.
+    pub fn machines(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        let v = self.cloud.admin()?.get("/machines")?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+}

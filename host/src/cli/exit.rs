@@ -23,6 +23,20 @@ pub enum Exit {
     Network = 6,
     /// The machine's local policy refuses the request.
     Refused = 7,
+    /// `connect` on a machine that is already connected.
+    AlreadyConnected = 10,
+    /// A command that needs a connected machine, on one that is not.
+    NotConnected = 11,
+    /// Sign-in failed: wrong credentials, a declined or expired code.
+    BadCredentials = 12,
+    /// The machine resource could not be created.
+    ArmCreateFailed = 13,
+    /// The machine resource could not be deleted.
+    ArmDeleteFailed = 14,
+    /// The resource name is held by another machine, or invalid.
+    NameTaken = 15,
+    /// The machine identity could not be confirmed.
+    IdentityFailed = 16,
     /// The extension returned an error of its own.
     ExtensionError = 20,
     /// The host stopped the extension: timeout, memory limit, stack
@@ -73,6 +87,13 @@ impl Exit {
             Exit::BadConfig => "bad-config",
             Exit::Network => "network",
             Exit::Refused => "refused",
+            Exit::AlreadyConnected => "already-connected",
+            Exit::NotConnected => "not-connected",
+            Exit::BadCredentials => "bad-credentials",
+            Exit::ArmCreateFailed => "arm-create-failed",
+            Exit::ArmDeleteFailed => "arm-delete-failed",
+            Exit::NameTaken => "name-taken",
+            Exit::IdentityFailed => "identity-failed",
             Exit::ExtensionError => "extension-error",
             Exit::ExtensionStopped => "extension-stopped",
         }

@@ -38,7 +38,7 @@ impl CloudSpec {
 }
 
 /// The endpoints of the services Tether talks to.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoints {
     pub name: String,

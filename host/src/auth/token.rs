@@ -1,0 +1,205 @@
+//! Getting an ARM access token with a sign-in method.
+
+use super::sign_in::SignIn;
+use crate::cloud::Endpoints;
+use crate::cloud::proxy::{ProxyPolicy, client};
+use crate::config::ProxyService;
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::DecodePrivateKey;
+use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, OAuthError, TokenResponse};
+use url::Url;
+
+/// The public client id Tether signs users in as.
+pub const AGENT_CLIENT_ID: &str = "tether-agent";
+
+/// Sign-in failed: wrong credentials, a denied or expired code, ….
+#[derive(Debug, thiserror::Error)]
+#[error("sign-in failed ({method}): {message}")]
+pub struct AuthFailure {
+    pub method: &'static str,
+    pub message: String,
+}
+
+/// Where and how to reach the identity endpoint.
+pub(super) struct Identity<'a> {
+    pub endpoints: &'a Endpoints,
+    pub proxy: &'a ProxyPolicy,
+    pub ca_pem: Option<&'a [u8]>,
+}
+
+impl Identity<'_> {
+    pub fn url(&self, tenant: &str, path: &str) -> Result<Url> {
+        self.endpoints
+            .login
+            .join(&format!("{tenant}/oauth2/v2.0/{path}"))
+            .context("the cloud's login endpoint is not a URL")
+    }
+
+    pub fn http(&self, url: &Url) -> Result<reqwest::blocking::Client> {
+        client(&self.proxy.route(ProxyService::Aad, url), self.ca_pem)
+    }
+
+    /// ARM's `.default` scope.
+    pub fn arm_scope(&self) -> String {
+        let audience = self
+            .endpoints
+            .audiences
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.endpoints.resource_manager.to_string());
+        format!("{}/.default", audience.trim_end_matches('/'))
+    }
+
+    /// POSTs a token request; an Entra error becomes `Err(OAuthError)`.
+    pub fn token(
+        &self,
+        tenant: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Result<TokenResponse, OAuthError>> {
+        let url = self.url(tenant, "token")?;
+        let response = self
+            .http(&url)?
+            .post(url.clone())
+            .form(form)
+            .send()
+            .with_context(|| {
+                format!(
+                    "could not reach the identity endpoint {}",
+                    url.origin().ascii_serialization()
+                )
+            })?;
+        if response.status().is_success() {
+            return Ok(Ok(response
+                .json()
+                .context("the identity endpoint's token could not be read")?));
+        }
+        let status = response.status();
+        let text = response.text().unwrap_or_default();
+        Ok(Err(serde_json::from_str(&text).unwrap_or(OAuthError {
+            error: format!("http_{}", status.as_u16()),
+            error_description: text.chars().take(200).collect(),
+            error_codes: Vec::new(),
+            timestamp: None,
+            trace_id: None,
+            correlation_id: None,
+        })))
+    }
+}
+
+fn failed(method: &'static str, e: OAuthError) -> anyhow::Error {
+    AuthFailure {
+        method,
+        message: format!("{} ({})", e.error_description, e.error),
+    }
+    .into()
+}
+
+/// An access token for Resource Manager. `say` receives what the user must
+/// see (device codes, URLs, progress).
+pub fn arm_token(
+    sign_in: &SignIn,
+    endpoints: &Endpoints,
+    proxy: &ProxyPolicy,
+    ca_pem: Option<&[u8]>,
+    say: &mut dyn FnMut(&str),
+) -> Result<String> {
+    let id = Identity {
+        endpoints,
+        proxy,
+        ca_pem,
+    };
+    let scope = id.arm_scope();
+    let method = sign_in.kind();
+    match sign_in {
+        SignIn::AccessToken(token) => Ok(token.clone()),
+        SignIn::Secret {
+            tenant,
+            client_id,
+            secret,
+        } => id
+            .token(
+                tenant,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    ("client_secret", secret),
+                    ("scope", &scope),
+                ],
+            )?
+            .map(|t| t.access_token)
+            .map_err(|e| failed(method, e)),
+        SignIn::Certificate {
+            tenant,
+            client_id,
+            pem,
+        } => {
+            let (key, x5t) = read_certificate(pem)?;
+            let audience = id.url(tenant, "token")?;
+            let jti = hex::encode(crate::util::random_bytes::<16>());
+            let assertion = tether_cloud_api::jwt::client_assertion(
+                client_id,
+                audience.as_str(),
+                &key,
+                Some(x5t),
+                crate::util::now(),
+                &jti,
+            );
+            id.token(
+                tenant,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    ("client_assertion_type", JWT_BEARER_ASSERTION),
+                    ("client_assertion", &assertion),
+                    ("scope", &scope),
+                ],
+            )?
+            .map(|t| t.access_token)
+            .map_err(|e| failed(method, e))
+        }
+        SignIn::DeviceCode { tenant } => super::device_code::run(&id, tenant, &scope, say),
+        SignIn::Browser { tenant } => match super::browser::run(&id, tenant, &scope, say)? {
+            Some(token) => Ok(token),
+            None => {
+                say("could not open a browser; signing in with a device code instead");
+                super::device_code::run(&id, tenant, &scope, say)
+            }
+        },
+    }
+}
+
+/// The Ed25519 private key and the certificate's `x5t` from a PEM bundle.
+fn read_certificate(path: &std::path::Path) -> Result<(SigningKey, String)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read the certificate file {}", path.display()))?;
+    let block = |label: &str| -> Option<String> {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        let start = text.find(&begin)?;
+        let stop = text[start..].find(&end)? + start + end.len();
+        Some(text[start..stop].to_string())
+    };
+    let key_pem = block("PRIVATE KEY").with_context(|| format!("{} holds no private key (-----BEGIN PRIVATE KEY-----); give the PEM with both the certificate and its key", path.display()))?;
+    let key = SigningKey::from_pkcs8_pem(&key_pem).map_err(|_| {
+        anyhow::anyhow!(
+            "the private key in {} is not an Ed25519 PKCS#8 key",
+            path.display()
+        )
+    })?;
+    let cert_pem = block("CERTIFICATE").with_context(|| {
+        format!(
+            "{} holds no certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )
+    })?;
+    let body: String = cert_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .with_context(|| format!("the certificate in {} is not valid base64", path.display()))?;
+    Ok((key, tether_cloud_api::jwt::thumbprint(&der)))
+}

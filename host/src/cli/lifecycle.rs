@@ -1,0 +1,389 @@
+//! `tether connect`, `disconnect`, `show`, `genkey`.
+
+use super::exit::coded;
+use super::{Exit, Output};
+use crate::auth::{AuthFailure, SignIn, SignInFlags};
+use crate::cloud::ProxyPolicy;
+use crate::config::SettingsStore;
+use crate::lifecycle::connect::{ConnectRequest, connect, parse_tags};
+use crate::lifecycle::disconnect::{DisconnectRequest, disconnect, plan};
+use crate::lifecycle::{LifecycleError, Registration, machine_key};
+use crate::platform::{NEEDS_ADMIN, is_admin};
+use crate::state::StateRoot;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ConnectArgs {
+    #[arg(long)]
+    pub subscription_id: Option<String>,
+    #[arg(long)]
+    pub resource_group: Option<String>,
+    /// The region (ARM location) of the machine resource.
+    #[arg(long)]
+    pub location: Option<String>,
+    /// The machine resource's name (default: the host name).
+    #[arg(long)]
+    pub resource_name: Option<String>,
+    /// Tags: "k=v,k2='v w'".
+    #[arg(long)]
+    pub tags: Option<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    #[arg(long)]
+    pub private_link_scope: Option<String>,
+    /// AzureCloud (default), AzureUSGovernment, AzureChinaCloud, or a cloud metadata URL.
+    #[arg(long)]
+    pub cloud: Option<String>,
+    /// A CA certificate (PEM) to trust for the cloud's endpoints.
+    #[arg(long)]
+    pub cloud_ca_cert: Option<PathBuf>,
+    /// Skip the network check before connecting.
+    #[arg(long)]
+    pub ignore_network_check: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub sign_in: SignInFlags,
+    /// Take flags from a JSON or YAML file (keys are the long flag names);
+    /// the command line wins. Keeps secrets off command lines.
+    #[arg(long)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DisconnectArgs {
+    #[command(flatten)]
+    pub sign_in: SignInFlags,
+    /// Remove only the local registration; leave the cloud resource alone.
+    #[arg(long)]
+    pub force_local_only: bool,
+    /// List what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The tenant of the signing-in user, when it differs from the machine's.
+    #[arg(long)]
+    pub user_tenant_id: Option<String>,
+    /// Take flags from a JSON or YAML file (keys are the long flag names).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShowArgs {
+    /// Only these properties (their names as in --json).
+    pub properties: Vec<String>,
+    /// Add the operating system's details.
+    #[arg(long)]
+    pub os: bool,
+}
+
+fn read_config_file(path: &PathBuf) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        coded(
+            Exit::BadInput,
+            format!("could not read the config file {}: {e}", path.display()),
+        )
+    })?;
+    let parsed: Result<Value, String> =
+        if path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{') {
+            serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "line {}, column {}: {}",
+                    e.line(),
+                    e.column(),
+                    e.classify_name()
+                )
+            })
+        } else {
+            serde_norway::from_str(&text).map_err(|e| {
+                e.location()
+                    .map(|l| format!("line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_else(|| "invalid YAML".into())
+            })
+        };
+    // The file may hold secrets: errors name the place, never the content.
+    parsed.map_err(|where_| {
+        coded(
+            Exit::BadInput,
+            format!(
+                "the config file {} is not valid JSON or YAML ({where_})",
+                path.display()
+            ),
+        )
+    })
+}
+
+trait Classify {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl Classify for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "unexpected value",
+            serde_json::error::Category::Eof => "unexpected end",
+        }
+    }
+}
+
+fn from_config_file<T: for<'de> Deserialize<'de>>(path: &PathBuf) -> anyhow::Result<T> {
+    let value = read_config_file(path)?;
+    serde_json::from_value(value).map_err(|e| {
+        let text = e.to_string();
+        // Name the offending key (serde says "unknown field `x`"), not values.
+        let detail = text.split(", expected").next().unwrap_or(&text).to_string();
+        coded(Exit::BadInput, format!("the config file {} has a problem: {detail}; its keys are the long flag names, such as subscription-id", path.display()))
+    })
+}
+
+fn require<'a>(value: &'a Option<String>, flag: &str) -> anyhow::Result<&'a str> {
+    value
+        .as_deref()
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| {
+            coded(
+                Exit::Usage,
+                format!("--{flag} is required (on the command line or in --config)"),
+            )
+        })
+}
+
+fn require_admin(what: &str) -> anyhow::Result<()> {
+    if is_admin() {
+        Ok(())
+    } else {
+        Err(coded(
+            Exit::NotAdmin,
+            format!("`{what}` needs root or administrator rights: {NEEDS_ADMIN}"),
+        ))
+    }
+}
+
+/// Maps library errors to exit codes.
+fn lifecycle_error(e: anyhow::Error) -> anyhow::Error {
+    let code = if let Some(l) = e.downcast_ref::<LifecycleError>() {
+        match l {
+            LifecycleError::AlreadyConnected(_) => Exit::AlreadyConnected,
+            LifecycleError::NotConnected => Exit::NotConnected,
+            LifecycleError::NameTaken(_) => Exit::NameTaken,
+            LifecycleError::ArmCreateFailed(_) => Exit::ArmCreateFailed,
+            LifecycleError::ArmDeleteFailed(_) => Exit::ArmDeleteFailed,
+            LifecycleError::IdentityFailed(_) => Exit::IdentityFailed,
+            LifecycleError::Network(_) => Exit::Network,
+        }
+    } else if e.downcast_ref::<AuthFailure>().is_some() {
+        Exit::BadCredentials
+    } else {
+        return e;
+    };
+    coded(code, format!("{e:#}"))
+}
+
+fn say(out: &Output) -> impl FnMut(&str) + '_ {
+    move |text: &str| out.note(text)
+}
+
+pub fn run_connect(out: &Output, mut args: ConnectArgs) -> anyhow::Result<Exit> {
+    require_admin("tether connect")?;
+    if let Some(path) = args.config.clone() {
+        let file: ConnectArgs = from_config_file(&path)?;
+        args.subscription_id = args.subscription_id.or(file.subscription_id);
+        args.resource_group = args.resource_group.or(file.resource_group);
+        args.location = args.location.or(file.location);
+        args.resource_name = args.resource_name.or(file.resource_name);
+        args.tags = args.tags.or(file.tags);
+        args.correlation_id = args.correlation_id.or(file.correlation_id);
+        args.private_link_scope = args.private_link_scope.or(file.private_link_scope);
+        args.cloud = args.cloud.or(file.cloud);
+        args.cloud_ca_cert = args.cloud_ca_cert.or(file.cloud_ca_cert);
+        args.ignore_network_check |= file.ignore_network_check;
+        args.sign_in.merge(file.sign_in);
+    }
+    let request = ConnectRequest {
+        subscription_id: require(&args.subscription_id, "subscription-id")?.to_string(),
+        resource_group: require(&args.resource_group, "resource-group")?.to_string(),
+        location: require(&args.location, "location")?.to_string(),
+        resource_name: args.resource_name.clone(),
+        tags: match &args.tags {
+            Some(t) => parse_tags(t).map_err(|e| coded(Exit::Usage, format!("--tags: {e:#}")))?,
+            None => Default::default(),
+        },
+        correlation_id: args.correlation_id.clone(),
+        private_link_scope: args.private_link_scope.clone(),
+        cloud: args.cloud.clone().unwrap_or_else(|| "AzureCloud".into()),
+        cloud_ca_cert: match &args.cloud_ca_cert {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+                coded(
+                    Exit::BadInput,
+                    format!("could not read the CA certificate {}: {e}", p.display()),
+                )
+            })?),
+            None => None,
+        },
+        ignore_network_check: args.ignore_network_check,
+        sign_in: SignIn::from_flags(&args.sign_in)
+            .map_err(|e| coded(Exit::Usage, format!("{e:#}")))?,
+    };
+    let state = StateRoot::from_env();
+    let settings = SettingsStore::new(&state).load()?;
+    let registration =
+        connect(&state, &settings, request, &mut say(out)).map_err(lifecycle_error)?;
+    if out.is_json() {
+        out.json(&registration);
+    } else {
+        out.line(format_args!(
+            "Connected {} ({}).",
+            registration.resource_name, registration.resource_id
+        ));
+    }
+    Ok(Exit::Success)
+}
+
+pub fn run_disconnect(out: &Output, mut args: DisconnectArgs) -> anyhow::Result<Exit> {
+    let state = StateRoot::from_env();
+    if args.dry_run {
+        let plan = plan(&state, args.force_local_only).map_err(lifecycle_error)?;
+        if out.is_json() {
+            out.json(&plan);
+        } else {
+            out.line("A disconnect would remove:");
+            for e in &plan.extensions {
+                out.line(format_args!("  extension {e}"));
+            }
+            match &plan.resource {
+                Some(r) => out.line(format_args!("  the machine resource {r}")),
+                None => out.line("  (the machine resource is left alone: --force-local-only)"),
+            }
+            for f in &plan.local_files {
+                out.line(format_args!("  {}", f.display()));
+            }
+            out.line("Operator settings are kept.");
+        }
+        return Ok(Exit::Success);
+    }
+    require_admin("tether disconnect")?;
+    if let Some(path) = args.config.clone() {
+        let file: SignInFlags = from_config_file(&path)?;
+        args.sign_in.merge(file);
+    }
+    if args.user_tenant_id.is_some() && args.sign_in.tenant_id.is_none() {
+        args.sign_in.tenant_id = args.user_tenant_id.clone();
+    }
+    let registration = Registration::load(&state)?;
+    if args.sign_in.tenant_id.is_none() {
+        args.sign_in.tenant_id = registration.as_ref().map(|r| r.tenant_id.clone());
+    }
+    let sign_in = if args.force_local_only {
+        None
+    } else {
+        Some(SignIn::from_flags(&args.sign_in).map_err(|e| coded(Exit::Usage, format!("{e:#}")))?)
+    };
+    let settings = SettingsStore::new(&state).load()?;
+    let plan = disconnect(
+        &state,
+        &settings,
+        DisconnectRequest {
+            sign_in,
+            force_local_only: args.force_local_only,
+        },
+        &mut say(out),
+    )
+    .map_err(lifecycle_error)?;
+    if out.is_json() {
+        out.json(&json!({"disconnected": true, "resourceDeleted": plan.resource, "removed": plan.local_files}));
+    } else {
+        match &plan.resource {
+            Some(r) => out.line(format_args!(
+                "Disconnected: {r} is deleted and the local registration removed."
+            )),
+            None => out.line(
+                "Disconnected locally; the machine resource was left alone (--force-local-only).",
+            ),
+        }
+    }
+    Ok(Exit::Success)
+}
+
+pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
+    let state = StateRoot::from_env();
+    let registration = Registration::load(&state)?;
+    let settings = SettingsStore::new(&state).load().ok().unwrap_or_default();
+    let proxy = ProxyPolicy::from_settings(&settings);
+    let mut view = json!({
+        "status": if registration.is_some() { "Connected" } else { "Not connected" },
+        "agentVersion": env!("CARGO_PKG_VERSION"),
+        "stateRoot": state.path(),
+        "logFile": state.path().join("logs").join("tether.log"),
+        "proxy": proxy.url,
+        "proxyBypass": proxy.bypass.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "dependentServices": {"tether": "not running"},
+        "extensions": [],
+    });
+    if let Some(r) = &registration {
+        for (k, v) in [
+            ("resourceName", json!(r.resource_name)),
+            ("resourceGroup", json!(r.resource_group)),
+            ("resourceId", json!(r.resource_id)),
+            ("subscriptionId", json!(r.subscription_id)),
+            ("tenantId", json!(r.tenant_id)),
+            ("vmId", json!(r.vm_id)),
+            ("correlationId", json!(r.correlation_id)),
+            ("location", json!(r.location)),
+            ("cloud", json!(r.endpoints.name)),
+            ("portalLink", json!(format!("{}", r.endpoints.login))),
+            ("tags", json!(r.tags)),
+            ("connectedAt", json!(r.connected_at)),
+        ] {
+            view[k] = v;
+        }
+    }
+    if args.os {
+        view["os"] = json!({"type": std::env::consts::OS, "name": crate::runtime::MachineInfo::local().os_name, "hostname": crate::runtime::MachineInfo::local().name});
+    }
+    if !args.properties.is_empty() {
+        let mut picked = serde_json::Map::new();
+        for p in &args.properties {
+            let key = view
+                .as_object()
+                .and_then(|o| o.keys().find(|k| k.eq_ignore_ascii_case(p)).cloned())
+                .ok_or_else(|| {
+                    coded(
+                        Exit::Usage,
+                        format!("`{p}` is not a property of show; use one of the --json keys"),
+                    )
+                })?;
+            picked.insert(key.clone(), view[&key].clone());
+        }
+        view = Value::Object(picked);
+    }
+    if out.is_json() {
+        out.json(&view);
+    } else if let Some(o) = view.as_object() {
+        let width = o.keys().map(String::len).max().unwrap_or(0);
+        for (k, v) in o {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            out.line(format_args!("{k:<width$}  {text}"));
+        }
+    }
+    Ok(Exit::Success)
+}
+
+pub fn run_genkey(out: &Output) -> anyhow::Result<Exit> {
+    require_admin("tether genkey")?;
+    let public = machine_key::genkey(&StateRoot::from_env())?;
+    if out.is_json() {
+        out.json(&json!({"publicKey": public}));
+    } else {
+        out.line(public);
+    }
+    Ok(Exit::Success)
+}

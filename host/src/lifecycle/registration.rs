@@ -1,0 +1,89 @@
+//! What connect records about the machine (public: no secrets), and the
+//! machine's stable VM id.
+
+use crate::cloud::Endpoints;
+use crate::state::{Access, StateRoot, write_atomic};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registration {
+    pub resource_id: String,
+    pub resource_name: String,
+    pub resource_group: String,
+    pub subscription_id: String,
+    pub tenant_id: String,
+    pub location: String,
+    /// As the operator named it (`AzureCloud`, or a metadata URL).
+    pub cloud: String,
+    pub endpoints: Endpoints,
+    pub vm_id: String,
+    pub principal_id: String,
+    pub correlation_id: String,
+    pub private_link_scope: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub connected_at: u64,
+    pub agent_version: String,
+    /// A CA certificate (PEM) the cloud's endpoints are trusted with.
+    pub cloud_ca_cert: Option<String>,
+}
+
+fn path(state: &StateRoot) -> PathBuf {
+    state.path().join("registration.json")
+}
+
+impl Registration {
+    pub fn load(state: &StateRoot) -> Result<Option<Self>> {
+        let path = path(state);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "{} is damaged; run `tether disconnect --force-local-only` to clear it",
+                    path.display()
+                )
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+        }
+    }
+
+    pub fn save(&self, state: &StateRoot) -> Result<()> {
+        write_atomic(
+            &path(state),
+            &serde_json::to_vec_pretty(self)?,
+            Access::Public,
+        )
+    }
+
+    pub fn remove(state: &StateRoot) -> Result<()> {
+        remove_if_exists(&path(state))
+    }
+
+    pub fn ca_pem(&self) -> Option<&[u8]> {
+        self.cloud_ca_cert.as_deref().map(str::as_bytes)
+    }
+}
+
+pub fn remove_if_exists(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("could not remove {}", path.display())),
+    }
+}
+
+/// The machine's VM id: generated once, kept across connects.
+pub fn vm_id(state: &StateRoot) -> Result<String> {
+    let path = state.path().join("vmid");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return Ok(id.trim().to_string());
+    }
+    let id = crate::util::guid();
+    write_atomic(&path, id.as_bytes(), Access::Public)?;
+    Ok(id)
+}

@@ -1,0 +1,559 @@
+//! connect → show → disconnect with every sign-in method, the refusals, and
+//! disconnect killed at each journaled step then resumed.
+
+use crate::support::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+
+fn connect(home: &Path, config: &Path, extra: &[&str]) -> anyhow::Result<std::process::Output> {
+    Ok(tether(home)
+        .args(["connect", "--config"])
+        .arg(config)
+        .args(extra)
+        .output()?)
+}
+
+fn assert_connected(home: &Path, cloud: &Cloud) -> anyhow::Result<Value> {
+    let show: Value =
+        serde_json::from_slice(&tether(home).args(["--json", "show"]).output()?.stdout)?;
+    assert_eq!(show["status"], "Connected", "{show}");
+    let machines = cloud.machines()?;
+    let id = show["resourceId"].as_str().unwrap_or_default();
+    let m = machines
+        .iter()
+        .find(|m| m["machine"]["id"] == id)
+        .ok_or_else(|| anyhow::anyhow!("{id} not in the cloud"))?;
+    assert_eq!(m["machine"]["properties"]["status"], "Connected");
+    // The private key stays on the machine; the cloud holds the public half.
+    let key = std::fs::read_to_string(home.join("identity/machine.key"))?;
+    assert!(key.contains("PRIVATE KEY"));
+    assert!(m["machine"]["properties"]["clientPublicKey"].is_string());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(home.join("identity/machine.key"))?
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    Ok(show)
+}
+
+fn assert_gone(home: &Path, cloud: &Cloud) -> TestResult {
+    assert!(cloud.machines()?.is_empty(), "a resource was left behind");
+    for f in [
+        "registration.json",
+        "identity/machine.key",
+        "journal/disconnect.json",
+        "journal/connect.json",
+    ] {
+        assert!(!home.join(f).exists(), "{f} was left behind");
+    }
+    let show: Value =
+        serde_json::from_slice(&tether(home).args(["--json", "show"]).output()?.stdout)?;
+    assert_eq!(show["status"], "Not connected");
+    Ok(())
+}
+
+#[test]
+fn secret_connect_show_disconnect_leaves_nothing_and_keeps_settings() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    assert!(
+        tether(h)
+            .args(["config", "set", "extensions.agent.cpulimit", "9"])
+            .status()?
+            .success()
+    );
+    let admin = cloud.config_file("administrator")?;
+    let out = connect(
+        h,
+        &admin,
+        &[
+            "--resource-name",
+            "web-01",
+            "--tags",
+            "env=prod,team='ops team'",
+        ],
+    )?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secret = cloud.demo["administrator"]["secret"]
+        .as_str()
+        .unwrap_or("?");
+    assert!(
+        !stderr(&out).contains(secret) && !stdout(&out).contains(secret),
+        "the secret was echoed"
+    );
+    let show = assert_connected(h, &cloud)?;
+    assert_eq!(show["resourceName"], "web-01");
+    assert_eq!(show["tags"]["team"], "ops team");
+    let m = &cloud.machines()?[0]["machine"];
+    assert_eq!(m["tags"]["env"], "prod");
+
+    // show works without root.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(h, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let unprivileged = tether_unprivileged(h)
+        .args(["show", "resourceName"])
+        .output()?;
+    assert!(unprivileged.status.success(), "{}", stderr(&unprivileged));
+    assert!(stdout(&unprivileged).contains("web-01"));
+
+    let again = connect(h, &admin, &[])?;
+    assert_eq!(again.status.code(), Some(10), "{}", stderr(&again));
+
+    let dry = tether(h)
+        .args(["--json", "disconnect", "--dry-run"])
+        .output()?;
+    let plan: Value = serde_json::from_slice(&dry.stdout)?;
+    assert_eq!(plan["resource"], show["resourceId"]);
+    assert_eq!(cloud.machines()?.len(), 1, "dry run removed something");
+
+    let out = tether(h)
+        .args(["disconnect", "--config"])
+        .arg(&admin)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_gone(h, &cloud)?;
+    let kept = tether(h)
+        .args(["config", "get", "extensions.agent.cpulimit"])
+        .output()?;
+    assert_eq!(
+        stdout(&kept),
+        "9\n",
+        "operator settings must survive a disconnect"
+    );
+    let not_connected = tether(h)
+        .args(["disconnect", "--force-local-only"])
+        .output()?;
+    assert_eq!(not_connected.status.code(), Some(11));
+    Ok(())
+}
+
+#[test]
+fn yaml_config_with_the_command_line_winning() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = tempfile::tempdir()?;
+    let admin = &cloud.demo["administrator"];
+    let yaml = format!(
+        "subscription-id: {}\nresource-group: demo\nlocation: nowhere\ntenant-id: {}\ncloud: '{}'\nservice-principal-id: {}\nservice-principal-secret: '{}'\n",
+        cloud.sub(),
+        cloud.tenant(),
+        cloud.cloud.metadata_url(),
+        admin["clientId"].as_str().unwrap_or_default(),
+        admin["secret"].as_str().unwrap_or_default()
+    );
+    let file = cloud.dir.path().join("connect.yaml");
+    std::fs::write(&file, yaml)?;
+    let out = connect(
+        home.path(),
+        &file,
+        &["--location", "local", "--resource-name", "yaml-1"],
+    )?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(cloud.machines()?[0]["machine"]["location"], "local");
+
+    std::fs::write(
+        &file,
+        "subscription-id: x\nservice-principal-secret: 'hunter2'\nlocaton: typo\n",
+    )?;
+    let other = tempfile::tempdir()?;
+    let out = connect(other.path(), &file, &[])?;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("unknown field `locaton`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("hunter2"));
+    Ok(())
+}
+
+#[test]
+fn certificate_and_access_token_sign_ins() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin = cloud.cloud.admin()?;
+    let sp = admin.post(
+        "/servicePrincipals",
+        serde_json::json!({"tenantId": cloud.tenant(), "certificate": "generate"}),
+    )?;
+    admin.post("/roleAssignments", serde_json::json!({"principalId": sp["clientId"], "role": "administrator", "scope": format!("/subscriptions/{}", cloud.sub())}))?;
+    let pem = cloud.dir.path().join("sp.pem");
+    std::fs::write(&pem, sp["certificatePem"].as_str().unwrap_or_default())?;
+    let mut target = cloud.target();
+    target["service-principal-id"] = sp["clientId"].clone();
+    target["service-principal-cert"] = Value::String(pem.display().to_string());
+    let file = cloud.dir.path().join("cert.json");
+    std::fs::write(&file, serde_json::to_vec(&target)?)?;
+    let home = tempfile::tempdir()?;
+    let out = connect(home.path(), &file, &["--resource-name", "cert-1"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_connected(home.path(), &cloud)?;
+    let out = tether(home.path())
+        .args(["disconnect", "--config"])
+        .arg(&file)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_gone(home.path(), &cloud)?;
+
+    // An access token obtained elsewhere.
+    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let token: Value = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            cloud.cloud.url,
+            cloud.tenant()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_id",
+                cloud.demo["administrator"]["clientId"]
+                    .as_str()
+                    .unwrap_or_default(),
+            ),
+            (
+                "client_secret",
+                cloud.demo["administrator"]["secret"]
+                    .as_str()
+                    .unwrap_or_default(),
+            ),
+            ("scope", &format!("{}/.default", cloud.cloud.url)),
+        ])
+        .send()?
+        .json()?;
+    let mut target = cloud.target();
+    target["access-token"] = token["access_token"].clone();
+    std::fs::write(&file, serde_json::to_vec(&target)?)?;
+    let home = tempfile::tempdir()?;
+    let out = connect(home.path(), &file, &["--resource-name", "token-1"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_connected(home.path(), &cloud)?;
+    Ok(())
+}
+
+/// Runs `tether connect` in the background; returns the child and a
+/// channel of its stderr lines.
+fn spawn_connect(
+    home: &Path,
+    cmd_env: &[(&str, &str)],
+    args: &[String],
+) -> anyhow::Result<(std::process::Child, std::sync::mpsc::Receiver<String>)> {
+    let mut cmd = tether(home);
+    cmd.arg("connect")
+        .args(args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped());
+    for (k, v) in cmd_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Ok((child, rx))
+}
+
+fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> anyhow::Result<String> {
+    loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(30))?;
+        if line.contains(needle) {
+            return Ok(line);
+        }
+    }
+}
+
+fn target_args(cloud: &Cloud, name: &str) -> Vec<String> {
+    vec![
+        "--subscription-id".into(),
+        cloud.sub(),
+        "--resource-group".into(),
+        "demo".into(),
+        "--location".into(),
+        "local".into(),
+        "--tenant-id".into(),
+        cloud.tenant(),
+        "--cloud".into(),
+        cloud.cloud.metadata_url(),
+        "--resource-name".into(),
+        name.into(),
+    ]
+}
+
+#[test]
+fn device_code_sign_in_approved_through_the_admin_api() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = tempfile::tempdir()?;
+    let mut args = target_args(&cloud, "device-1");
+    args.push("--use-device-code".into());
+    let (mut child, rx) = spawn_connect(home.path(), &[], &args)?;
+    let line = wait_for_line(&rx, "enter the code")?;
+    let code = line
+        .split("enter the code ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(code.len(), 8, "{line}");
+    cloud
+        .cloud
+        .admin()?
+        .approve_device_code(&code, "operator@demo")?;
+    let status = child.wait()?;
+    assert!(status.success());
+    assert_connected(home.path(), &cloud)?;
+
+    // A declined sign-in fails with the bad-credentials code.
+    let other = tempfile::tempdir()?;
+    let mut args = target_args(&cloud, "device-2");
+    args.push("--use-device-code".into());
+    let (mut child, rx) = spawn_connect(other.path(), &[], &args)?;
+    let line = wait_for_line(&rx, "enter the code")?;
+    let code = line
+        .split("enter the code ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    cloud.cloud.admin()?.deny_device_code(&code)?;
+    assert_eq!(child.wait()?.code(), Some(12));
+    assert!(!other.path().join("registration.json").exists());
+    Ok(())
+}
+
+#[test]
+fn browser_sign_in_driven_by_a_client_following_the_redirect() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = tempfile::tempdir()?;
+    let args = target_args(&cloud, "browser-1");
+    // A desktop session whose "browser" is a no-op: the test is the browser.
+    let (mut child, rx) = spawn_connect(
+        home.path(),
+        &[("DISPLAY", ":99"), ("BROWSER", "true")],
+        &args,
+    )?;
+    let line = wait_for_line(&rx, "open this address: ")?;
+    let authorize = line
+        .split("open this address: ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let http = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let page = http.get(&authorize).send()?;
+    assert_eq!(page.status(), 200);
+    let query: Vec<(String, String)> = url::Url::parse(&authorize)?
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let mut form = query.clone();
+    form.push(("username".into(), "operator@demo".into()));
+    form.push((
+        "password".into(),
+        cloud.demo["user"]["password"]
+            .as_str()
+            .unwrap_or_default()
+            .into(),
+    ));
+    let post_url = authorize.split('?').next().unwrap_or_default();
+    let redirected = http.post(post_url).form(&form).send()?;
+    assert!(
+        redirected.status().is_redirection(),
+        "{}",
+        redirected.status()
+    );
+    let location = redirected.headers()["location"].to_str()?.to_string();
+    assert!(location.starts_with("http://127.0.0.1:"), "{location}");
+    let landing = http.get(&location).send()?;
+    assert!(landing.text()?.contains("Signed in"));
+    assert!(child.wait()?.success());
+    assert_connected(home.path(), &cloud)?;
+    Ok(())
+}
+
+#[test]
+fn a_403_on_delete_leaves_everything_intact_and_force_local_only_is_the_way_out() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let onboarding = cloud.config_file("onboarding")?;
+    assert!(
+        connect(h, &onboarding, &["--resource-name", "ob-1"])?
+            .status
+            .success()
+    );
+    let before = std::fs::read(h.join("registration.json"))?;
+    let out = tether(h)
+        .args(["disconnect", "--config"])
+        .arg(&onboarding)
+        .output()?;
+    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Microsoft.HybridCompute/machines/delete")
+            && err.contains("--force-local-only"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(h.join("registration.json"))?, before);
+    assert!(h.join("identity/machine.key").exists());
+    assert!(!h.join("journal/disconnect.json").exists());
+    assert_eq!(cloud.machines()?.len(), 1);
+
+    let out = tether(h)
+        .args(["disconnect", "--force-local-only"])
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!h.join("registration.json").exists() && !h.join("identity/machine.key").exists());
+    assert_eq!(
+        cloud.machines()?.len(),
+        1,
+        "--force-local-only must not touch the cloud"
+    );
+    Ok(())
+}
+
+#[test]
+fn names_credentials_and_conflicts_are_refused_clearly() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin = cloud.config_file("administrator")?;
+    let home = tempfile::tempdir()?;
+    let out = connect(home.path(), &admin, &["--resource-name", "bad name!"])?;
+    assert_eq!(out.status.code(), Some(15));
+    assert!(
+        stderr(&out).contains("not a valid machine name"),
+        "{}",
+        stderr(&out)
+    );
+    let out = connect(home.path(), &admin, &["--tags", "=novalue"])?;
+    assert_eq!(out.status.code(), Some(2));
+    let out = connect(
+        home.path(),
+        &admin,
+        &["--service-principal-secret", "wrong-secret"],
+    )?;
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Invalid client secret") && !stderr(&out).contains("wrong-secret"),
+        "{}",
+        stderr(&out)
+    );
+    let out = tether(home.path())
+        .args(["connect", "--resource-group", "demo"])
+        .output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--subscription-id is required"));
+
+    // The name held by another machine.
+    assert!(
+        connect(home.path(), &admin, &["--resource-name", "shared"])?
+            .status
+            .success()
+    );
+    let other = tempfile::tempdir()?;
+    let out = connect(other.path(), &admin, &["--resource-name", "shared"])?;
+    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("held by another machine"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !other.path().join("registration.json").exists()
+            && !other.path().join("identity/machine.key").exists()
+    );
+    assert_eq!(cloud.machines()?.len(), 1);
+    Ok(())
+}
+
+#[test]
+fn disconnect_killed_at_each_step_resumes_to_a_clean_end() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin = cloud.config_file("administrator")?;
+    for step in ["extensions-removed", "resource-deleted", "local-removed"] {
+        let home = tempfile::tempdir()?;
+        let h = home.path();
+        assert!(
+            connect(h, &admin, &["--resource-name", step])?
+                .status
+                .success()
+        );
+        let killed = tether(h)
+            .args(["disconnect", "--config"])
+            .arg(&admin)
+            .env("TETHER_FAILPOINT", format!("disconnect:{step}"))
+            .output()?;
+        assert!(
+            !killed.status.success() && killed.status.code().is_none_or(|c| c != 0),
+            "{step}: the failpoint did not fire"
+        );
+        assert!(
+            h.join("journal/disconnect.json").exists(),
+            "{step}: no journal to resume from"
+        );
+        let resumed = tether(h)
+            .args(["disconnect", "--config"])
+            .arg(&admin)
+            .output()?;
+        assert!(resumed.status.success(), "{step}: {}", stderr(&resumed));
+        assert!(
+            stderr(&resumed).contains("resuming an interrupted disconnect"),
+            "{step}: {}",
+            stderr(&resumed)
+        );
+        assert_gone(h, &cloud)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn connect_killed_after_creating_the_resource_is_rolled_back_by_the_next_connect() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin = cloud.config_file("administrator")?;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let killed = tether(h)
+        .args(["connect", "--config"])
+        .arg(&admin)
+        .args(["--resource-name", "half"])
+        .env("TETHER_FAILPOINT", "connect:resource-created")
+        .output()?;
+    assert!(!killed.status.success());
+    assert_eq!(cloud.machines()?.len(), 1, "the half-made resource");
+    let out = connect(h, &admin, &["--resource-name", "whole"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let names: Vec<String> = cloud
+        .machines()?
+        .iter()
+        .map(|m| {
+            m["machine"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        ["whole"],
+        "the interrupted connect's resource was orphaned"
+    );
+    Ok(())
+}
