@@ -5,8 +5,9 @@
 
 mod browser;
 mod device_code;
+pub mod session;
 mod sign_in;
 mod token;
 
 pub use sign_in::{SignIn, SignInFlags};
-pub use token::{AuthFailure, arm_token};
+pub use token::{AuthFailure, arm_token, arm_tokens};

@@ -8,6 +8,7 @@ mod exit;
 mod extension;
 mod lifecycle;
 mod output;
+mod support;
 mod version;
 
 pub use exit::Exit;
@@ -50,10 +51,21 @@ pub enum Command {
     /// Disconnect: remove every extension, delete the machine resource, and
     /// remove the local registration (settings are kept).
     Disconnect(lifecycle::DisconnectArgs),
+    /// Unregister in the background, leaving the machine ready to connect
+    /// again; `tether reset status` follows it.
+    Reset(lifecycle::ResetArgs),
+    /// Sign in once; connect, disconnect and reset use the session.
+    Login(lifecycle::LoginArgs),
+    /// End the sign-in session and show what it was.
+    Logout,
     /// Show the machine's registration and status.
     Show(lifecycle::ShowArgs),
     /// Make a machine key for pre-provisioned onboarding; prints its public key.
     Genkey,
+    /// Write a zip of logs, journal, state and settings, secrets redacted.
+    Logs(support::LogsArgs),
+    /// Show the license.
+    License,
     /// Operator settings: list, get, set, clear, info.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -85,7 +97,12 @@ pub fn main() -> ExitCode {
         Command::Connect(args) => lifecycle::run_connect(&out, *args),
         Command::Disconnect(args) => lifecycle::run_disconnect(&out, args),
         Command::Show(args) => lifecycle::run_show(&out, args),
+        Command::Reset(args) => lifecycle::run_reset(&out, args),
+        Command::Login(args) => lifecycle::run_login(&out, args),
+        Command::Logout => lifecycle::run_logout(&out),
         Command::Genkey => lifecycle::run_genkey(&out),
+        Command::Logs(args) => support::run_logs(&out, args),
+        Command::License => support::run_license(&out),
         Command::Config(command) => config::run(&out, command),
         Command::Check(args) => check::run(&out, args),
         Command::Extension(command) => extension::run(&out, command),

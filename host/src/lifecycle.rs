@@ -8,6 +8,7 @@ pub mod disconnect;
 pub mod journal;
 pub mod machine_key;
 pub mod registration;
+pub mod reset;
 
 pub use registration::Registration;
 

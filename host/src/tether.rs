@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod diagnostics;
 pub mod extensions;
 pub mod lifecycle;
 pub mod platform;

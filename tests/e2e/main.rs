@@ -9,6 +9,7 @@ mod cli_run_local;
 mod config;
 mod containment;
 mod lifecycle;
+mod operations;
 mod outbound;
 mod proxy;
 mod version;

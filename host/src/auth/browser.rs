@@ -7,6 +7,7 @@ use sha2::Digest;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
+use tether_cloud_api::identity::TokenResponse;
 
 const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
 
@@ -17,7 +18,7 @@ pub(super) fn run(
     tenant: &str,
     scope: &str,
     say: &mut dyn FnMut(&str),
-) -> Result<Option<String>> {
+) -> Result<Option<TokenResponse>> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .context("could not listen on loopback for the sign-in redirect")?;
     let redirect = format!("http://127.0.0.1:{}/", listener.local_addr()?.port());
@@ -123,7 +124,7 @@ pub(super) fn run(
             ("code_verifier", &verifier),
         ],
     )? {
-        Ok(token) => Ok(Some(token.access_token)),
+        Ok(token) => Ok(Some(token)),
         Err(e) => Err(AuthFailure {
             method: "browser",
             message: format!("{} ({})", e.error_description, e.error),

@@ -5,7 +5,7 @@
 use super::token::{AGENT_CLIENT_ID, AuthFailure, Identity};
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
-use tether_cloud_api::identity::{DEVICE_CODE_GRANT, DeviceCodeResponse};
+use tether_cloud_api::identity::{DEVICE_CODE_GRANT, DeviceCodeResponse, TokenResponse};
 
 const GIVE_UP_AFTER: Duration = Duration::from_secs(300);
 
@@ -14,7 +14,8 @@ pub(super) fn run(
     tenant: &str,
     scope: &str,
     say: &mut dyn FnMut(&str),
-) -> Result<String> {
+) -> Result<TokenResponse> {
+    let scope = &format!("{scope} offline_access");
     let url = id.url(tenant, "devicecode")?;
     let response = id
         .http(&url)?
@@ -60,7 +61,7 @@ pub(super) fn run(
                 ("device_code", &code.device_code),
             ],
         )? {
-            Ok(token) => return Ok(token.access_token),
+            Ok(token) => return Ok(token),
             Err(e) if e.error == "authorization_pending" => {}
             Err(e) if e.error == "slow_down" => interval += Duration::from_secs(5),
             Err(e) => {

@@ -105,6 +105,28 @@ pub fn arm_token(
     ca_pem: Option<&[u8]>,
     say: &mut dyn FnMut(&str),
 ) -> Result<String> {
+    Ok(arm_tokens(sign_in, endpoints, proxy, ca_pem, say)?.access_token)
+}
+
+fn just(access_token: String) -> TokenResponse {
+    TokenResponse {
+        token_type: "Bearer".into(),
+        expires_in: 3600,
+        ext_expires_in: None,
+        access_token,
+        refresh_token: None,
+        scope: None,
+    }
+}
+
+/// Like [`arm_token`], with the refresh token (user flows) and lifetime.
+pub fn arm_tokens(
+    sign_in: &SignIn,
+    endpoints: &Endpoints,
+    proxy: &ProxyPolicy,
+    ca_pem: Option<&[u8]>,
+    say: &mut dyn FnMut(&str),
+) -> Result<TokenResponse> {
     let id = Identity {
         endpoints,
         proxy,
@@ -113,7 +135,7 @@ pub fn arm_token(
     let scope = id.arm_scope();
     let method = sign_in.kind();
     match sign_in {
-        SignIn::AccessToken(token) => Ok(token.clone()),
+        SignIn::AccessToken(token) => Ok(just(token.clone())),
         SignIn::Secret {
             tenant,
             client_id,
@@ -128,7 +150,6 @@ pub fn arm_token(
                     ("scope", &scope),
                 ],
             )?
-            .map(|t| t.access_token)
             .map_err(|e| failed(method, e)),
         SignIn::Certificate {
             tenant,
@@ -156,7 +177,6 @@ pub fn arm_token(
                     ("scope", &scope),
                 ],
             )?
-            .map(|t| t.access_token)
             .map_err(|e| failed(method, e))
         }
         SignIn::DeviceCode { tenant } => super::device_code::run(&id, tenant, &scope, say),
@@ -170,8 +190,34 @@ pub fn arm_token(
     }
 }
 
+/// A new access token from a refresh token (the refresh token rotates).
+pub fn refresh(
+    endpoints: &Endpoints,
+    proxy: &ProxyPolicy,
+    ca_pem: Option<&[u8]>,
+    tenant: &str,
+    refresh_token: &str,
+) -> Result<TokenResponse> {
+    let id = Identity {
+        endpoints,
+        proxy,
+        ca_pem,
+    };
+    let scope = format!("{} offline_access", id.arm_scope());
+    id.token(
+        tenant,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", AGENT_CLIENT_ID),
+            ("refresh_token", refresh_token),
+            ("scope", &scope),
+        ],
+    )?
+    .map_err(|e| failed("refresh", e))
+}
+
 /// The Ed25519 private key and the certificate's `x5t` from a PEM bundle.
-fn read_certificate(path: &std::path::Path) -> Result<(SigningKey, String)> {
+pub(crate) fn read_certificate(path: &std::path::Path) -> Result<(SigningKey, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("could not read the certificate file {}", path.display()))?;
     let block = |label: &str| -> Option<String> {

@@ -184,6 +184,23 @@ fn lifecycle_error(e: anyhow::Error) -> anyhow::Error {
     coded(code, format!("{e:#}"))
 }
 
+/// The sign-in the flags name; without any, the `tether login` session
+/// when there is one; else the interactive default.
+fn resolve_sign_in(
+    flags: &SignInFlags,
+    state: &StateRoot,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<SignIn> {
+    if flags.is_empty()
+        && let Some(from_session) =
+            crate::auth::session::sign_in_from_session(state, &ProxyPolicy::from_settings(settings))
+                .map_err(lifecycle_error)?
+    {
+        return Ok(from_session);
+    }
+    SignIn::from_flags(flags).map_err(|e| coded(Exit::Usage, format!("{e:#}")))
+}
+
 fn say(out: &Output) -> impl FnMut(&str) + '_ {
     move |text: &str| out.note(text)
 }
@@ -226,11 +243,12 @@ pub fn run_connect(out: &Output, mut args: ConnectArgs) -> anyhow::Result<Exit> 
             None => None,
         },
         ignore_network_check: args.ignore_network_check,
-        sign_in: SignIn::from_flags(&args.sign_in)
-            .map_err(|e| coded(Exit::Usage, format!("{e:#}")))?,
+        sign_in: SignIn::AccessToken(String::new()),
     };
     let state = StateRoot::from_env();
     let settings = SettingsStore::new(&state).load()?;
+    let mut request = request;
+    request.sign_in = resolve_sign_in(&args.sign_in, &state, &settings)?;
     let registration =
         connect(&state, &settings, request, &mut say(out)).map_err(lifecycle_error)?;
     if out.is_json() {
@@ -278,12 +296,12 @@ pub fn run_disconnect(out: &Output, mut args: DisconnectArgs) -> anyhow::Result<
     if args.sign_in.tenant_id.is_none() {
         args.sign_in.tenant_id = registration.as_ref().map(|r| r.tenant_id.clone());
     }
+    let settings = SettingsStore::new(&state).load()?;
     let sign_in = if args.force_local_only {
         None
     } else {
-        Some(SignIn::from_flags(&args.sign_in).map_err(|e| coded(Exit::Usage, format!("{e:#}")))?)
+        Some(resolve_sign_in(&args.sign_in, &state, &settings)?)
     };
-    let settings = SettingsStore::new(&state).load()?;
     let plan = disconnect(
         &state,
         &settings,
@@ -384,6 +402,221 @@ pub fn run_genkey(out: &Output) -> anyhow::Result<Exit> {
         out.json(&json!({"publicKey": public}));
     } else {
         out.line(public);
+    }
+    Ok(Exit::Success)
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ResetArgs {
+    #[command(subcommand)]
+    pub action: Option<ResetAction>,
+    #[command(flatten)]
+    pub sign_in: SignInFlags,
+    /// Take sign-in flags from a JSON or YAML file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Remove only the local registration.
+    #[arg(long)]
+    pub force_local_only: bool,
+    /// Show progress until the reset is done.
+    #[arg(long)]
+    pub wait: bool,
+    #[arg(long, hide = true)]
+    pub run_operation: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ResetAction {
+    /// The step, percent complete and errors of the last reset.
+    Status,
+}
+
+pub fn run_reset(out: &Output, mut args: ResetArgs) -> anyhow::Result<Exit> {
+    use crate::lifecycle::reset;
+    let state = StateRoot::from_env();
+    if let Some(ResetAction::Status) = args.action {
+        let status = reset::status(&state)?.ok_or_else(|| {
+            coded(
+                Exit::NotConnected,
+                "no reset has been started on this machine",
+            )
+        })?;
+        print_reset(out, &status);
+        return Ok(if status.state == "Failed" {
+            Exit::Failure
+        } else {
+            Exit::Success
+        });
+    }
+    require_admin("tether reset")?;
+    let settings = SettingsStore::new(&state).load()?;
+    if let Some(id) = args.run_operation {
+        reset::run(&state, &settings, &id)?;
+        return Ok(Exit::Success);
+    }
+    if let Some(path) = args.config.clone() {
+        let file: SignInFlags = from_config_file(&path)?;
+        args.sign_in.merge(file);
+    }
+    let registration = Registration::load(&state)?
+        .ok_or_else(|| lifecycle_error(LifecycleError::NotConnected.into()))?;
+    if args.sign_in.tenant_id.is_none() {
+        args.sign_in.tenant_id = Some(registration.tenant_id.clone());
+    }
+    // Sign in here, where the operator can see prompts; the background
+    // process gets only the resulting token.
+    let token = if args.force_local_only {
+        None
+    } else {
+        let sign_in = resolve_sign_in(&args.sign_in, &state, &settings)?;
+        let proxy = ProxyPolicy::from_settings(&settings);
+        Some(
+            crate::auth::arm_token(
+                &sign_in,
+                &registration.endpoints,
+                &proxy,
+                registration.ca_pem(),
+                &mut say(out),
+            )
+            .map_err(lifecycle_error)?,
+        )
+    };
+    let exe = std::env::current_exe()?;
+    let started = reset::start(&state, token, &exe).map_err(lifecycle_error)?;
+    if !args.wait {
+        if out.is_json() {
+            out.json(&started);
+        } else {
+            out.line(format_args!(
+                "Reset {} started; follow it with `tether reset status`.",
+                started.id
+            ));
+        }
+        return Ok(Exit::Success);
+    }
+    let mut last = String::new();
+    loop {
+        let status = reset::status(&state)?.unwrap_or_else(|| started.clone());
+        let line = format!("{:>3}% {}", status.percent_complete, status.step);
+        if line != last && !out.is_json() {
+            out.note(&line);
+            last = line;
+        }
+        if status.is_done() {
+            print_reset(out, &status);
+            return Ok(if status.state == "Succeeded" {
+                Exit::Success
+            } else {
+                Exit::ArmDeleteFailed
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn print_reset(out: &Output, status: &crate::lifecycle::reset::ResetStatus) {
+    if out.is_json() {
+        out.json(status);
+        return;
+    }
+    out.line(format_args!("operation  {}", status.id));
+    out.line(format_args!("state      {}", status.state));
+    out.line(format_args!("step       {}", status.step));
+    out.line(format_args!("percent    {}", status.percent_complete));
+    for e in &status.errors {
+        out.line(format_args!("error      {e}"));
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub sign_in: SignInFlags,
+    /// AzureCloud (default), AzureUSGovernment, AzureChinaCloud, or a cloud metadata URL.
+    #[arg(long, default_value = "AzureCloud")]
+    pub cloud: String,
+    /// A CA certificate (PEM) to trust for the cloud's endpoints.
+    #[arg(long)]
+    pub cloud_ca_cert: Option<PathBuf>,
+    /// Take sign-in flags from a JSON or YAML file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run_login(out: &Output, mut args: LoginArgs) -> anyhow::Result<Exit> {
+    require_admin("tether login")?;
+    if let Some(path) = args.config.clone() {
+        let file: SignInFlags = from_config_file(&path)?;
+        args.sign_in.merge(file);
+    }
+    let state = StateRoot::from_env();
+    let settings = SettingsStore::new(&state).load()?;
+    let proxy = ProxyPolicy::from_settings(&settings);
+    let ca = match &args.cloud_ca_cert {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+            coded(
+                Exit::BadInput,
+                format!("could not read the CA certificate {}: {e}", p.display()),
+            )
+        })?),
+        None => None,
+    };
+    let spec = crate::cloud::CloudSpec::parse(&args.cloud)
+        .map_err(|e| coded(Exit::Usage, format!("{e:#}")))?;
+    let endpoints =
+        crate::cloud::Endpoints::resolve(&spec, &proxy, ca.as_deref().map(str::as_bytes))
+            .map_err(|e| coded(Exit::Network, format!("{e:#}")))?;
+    let sign_in =
+        SignIn::from_flags(&args.sign_in).map_err(|e| coded(Exit::Usage, format!("{e:#}")))?;
+    let context = crate::auth::session::login(
+        &state,
+        &sign_in,
+        &args.cloud,
+        endpoints,
+        &proxy,
+        ca,
+        &mut say(out),
+    )
+    .map_err(lifecycle_error)?;
+    if out.is_json() {
+        out.json(&context);
+    } else {
+        out.line(format_args!("Signed in ({}, {}); connect, disconnect and reset use this session until `tether logout`.", context.auth_type, context.token_credential_type));
+    }
+    Ok(Exit::Success)
+}
+
+pub fn run_logout(out: &Output) -> anyhow::Result<Exit> {
+    require_admin("tether logout")?;
+    let state = StateRoot::from_env();
+    let context = crate::auth::session::logout(&state)?;
+    match context {
+        None => {
+            if out.is_json() {
+                out.json(&json!({"cleared": null}));
+            } else {
+                out.line("No sign-in session to clear.");
+            }
+        }
+        Some(c) => {
+            if out.is_json() {
+                out.json(&json!({"cleared": c}));
+            } else {
+                out.line("Cleared the sign-in session:");
+                let v = serde_json::to_value(&c)?;
+                for (k, v) in v.as_object().into_iter().flatten() {
+                    let text = v.as_str().map(str::to_string).unwrap_or_else(|| {
+                        if v.is_null() {
+                            "-".into()
+                        } else {
+                            v.to_string()
+                        }
+                    });
+                    out.line(format_args!("  {k:<22} {text}"));
+                }
+            }
+        }
     }
     Ok(Exit::Success)
 }
