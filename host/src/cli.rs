@@ -40,6 +40,9 @@ pub struct GlobalArgs {
     /// Do not color output.
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Write Tether's own log (info and up) to stderr as it works.
+    #[arg(long, global = true)]
+    pub log_stderr: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +93,7 @@ pub fn main() -> ExitCode {
             return code.into();
         }
     };
-    init_logging(cli.global.verbose);
+    init_logging(cli.global.verbose.max(u8::from(cli.global.log_stderr)));
     let out = Output::new(cli.global.json);
     let result = match cli.command {
         Command::Version => version::run(&out),
