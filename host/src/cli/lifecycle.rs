@@ -353,7 +353,15 @@ pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
             ("correlationId", json!(r.correlation_id)),
             ("location", json!(r.location)),
             ("cloud", json!(r.endpoints.name)),
-            ("portalLink", json!(format!("{}", r.endpoints.login))),
+            (
+                "portalLink",
+                json!(
+                    r.endpoints
+                        .portal
+                        .as_ref()
+                        .map(|p| format!("{p}#@{}/resource{}", r.tenant_id, r.resource_id))
+                ),
+            ),
             ("tags", json!(r.tags)),
             ("connectedAt", json!(r.connected_at)),
         ] {

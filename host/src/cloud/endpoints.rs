@@ -46,6 +46,9 @@ pub struct Endpoints {
     pub resource_manager: Url,
     pub agent_service: Url,
     pub gallery: Option<Url>,
+    /// Where operators look at resources.
+    #[serde(default)]
+    pub portal: Option<Url>,
     /// ARM's token audience, then the agent service's.
     pub audiences: Vec<String>,
 }
@@ -62,6 +65,7 @@ fn builtin(name: &str, login: &str, arm: &str, agent: &str) -> Endpoints {
         resource_manager: url(arm),
         agent_service: url(agent),
         gallery: None,
+        portal: None,
         audiences: vec![arm.to_string()],
     }
 }
@@ -113,6 +117,7 @@ impl Endpoints {
                     resource_manager: parse("resource manager", &doc.resource_manager)?,
                     agent_service: parse("agent service", &doc.agent_service)?,
                     gallery: Some(parse("gallery", &doc.gallery)?),
+                    portal: Url::parse(&doc.portal).ok(),
                     audiences: doc.authentication.audiences,
                 }
             }

@@ -1,0 +1,137 @@
+//! `extension.toml`.
+
+use crate::PackageError;
+use serde::{Deserialize, Serialize};
+
+/// The manifest. `Publisher/Name` is the extension's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub publisher: String,
+    pub name: String,
+    pub version: semver::Version,
+    /// The `tether:extension` contract version it was built against.
+    pub contract: semver::Version,
+    #[serde(default)]
+    pub description: String,
+    /// For example `monitoring` (the only category monitor mode admits).
+    pub category: String,
+    pub component: ComponentRef,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentRef {
+    /// Its name inside the package.
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// What the extension asks to be granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Origins for outbound HTTP: `scheme://host[:port]`, `*.` leftmost.
+    #[serde(default)]
+    pub outbound: Vec<String>,
+    /// Paths it may read.
+    #[serde(default)]
+    pub read_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default = "default_memory")]
+    pub memory_mib: u64,
+    #[serde(default = "default_timeout")]
+    pub call_timeout_ms: u64,
+}
+
+fn default_memory() -> u64 {
+    64
+}
+
+fn default_timeout() -> u64 {
+    10_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_mib: default_memory(),
+            call_timeout_ms: default_timeout(),
+        }
+    }
+}
+
+fn valid_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+impl Manifest {
+    /// Parses and checks a manifest.
+    pub fn parse(bytes: &[u8]) -> Result<Self, PackageError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| PackageError::Manifest("it is not UTF-8".into()))?;
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| PackageError::Manifest(e.message().to_string()))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    fn check(&self) -> Result<(), PackageError> {
+        let bad = |m: String| Err(PackageError::Manifest(m));
+        if !valid_part(&self.publisher) {
+            return bad(format!(
+                "publisher `{}` may hold only letters, digits, '.', '-', '_'",
+                self.publisher
+            ));
+        }
+        if !valid_part(&self.name) {
+            return bad(format!(
+                "name `{}` may hold only letters, digits, '.', '-', '_'",
+                self.name
+            ));
+        }
+        if !valid_part(&self.category) {
+            return bad(format!("category `{}` is not a single word", self.category));
+        }
+        if self.component.file.contains(['/', '\\'])
+            || self.component.file.starts_with('.')
+            || self.component.file.is_empty()
+        {
+            return bad("component.file is a plain file name".into());
+        }
+        if self.component.sha256.len() != 64
+            || !self.component.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return bad("component.sha256 is 64 hex digits".into());
+        }
+        if !(1..=1024).contains(&self.limits.memory_mib) {
+            return bad("limits.memory_mib is 1 to 1024".into());
+        }
+        if !(1..=3_600_000).contains(&self.limits.call_timeout_ms) {
+            return bad("limits.call_timeout_ms is 1 to 3600000".into());
+        }
+        Ok(())
+    }
+
+    /// `Publisher/Name`.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.publisher, self.name)
+    }
+
+    /// The manifest as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
