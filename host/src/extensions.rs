@@ -1,4 +1,7 @@
-//! Extensions on this machine. Today: running a component for
-//! development ([`dev`]); packages, policy and the manager come next.
+//! Extensions on this machine: the local trust store, the admission
+//! checks, the manager, and the unsigned development path (`dev`).
 
+pub mod admission;
 pub mod dev;
+pub mod manager;
+pub mod trust;

@@ -8,6 +8,7 @@ mod cache;
 mod cli_run_local;
 mod config;
 mod containment;
+mod extensions;
 mod lifecycle;
 mod operations;
 mod outbound;

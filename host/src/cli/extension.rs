@@ -21,6 +21,11 @@ pub enum ExtensionCommand {
     /// invoke COMMAND [ARGS…].
     #[command(name = "run-local")]
     RunLocal(RunLocalArgs),
+    /// The local trust store of publisher keys.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    #[command(flatten)]
+    Manage(ManageCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +58,8 @@ pub struct RunLocalArgs {
 pub fn run(out: &Output, command: ExtensionCommand) -> anyhow::Result<Exit> {
     match command {
         ExtensionCommand::RunLocal(args) => run_local(out, args),
+        ExtensionCommand::Trust(command) => run_trust(out, command),
+        ExtensionCommand::Manage(command) => run_manage(out, command),
     }
 }
 
@@ -189,4 +196,257 @@ fn cache_name(cache: CacheOutcome) -> &'static str {
         CacheOutcome::Loaded => "loaded",
         CacheOutcome::Replaced => "replaced",
     }
+}
+
+/// `tether extension trust …`
+#[derive(Debug, clap::Subcommand)]
+pub enum TrustCommand {
+    /// Trust a publisher's key (root only). A key is trusted for exactly one publisher.
+    Add {
+        #[arg(long)]
+        publisher: String,
+        /// The line `tether-ext keygen` printed, or its base64 part.
+        #[arg(long)]
+        key: String,
+    },
+    /// The trusted keys.
+    List,
+    /// Stop trusting a publisher's keys (or one of them).
+    Remove {
+        #[arg(long)]
+        publisher: String,
+        #[arg(long)]
+        key_id: Option<String>,
+    },
+}
+
+fn require_admin(what: &str) -> anyhow::Result<()> {
+    if crate::platform::is_admin() {
+        Ok(())
+    } else {
+        Err(coded(
+            Exit::NotAdmin,
+            format!(
+                "`{what}` needs root or administrator rights: {}",
+                crate::platform::NEEDS_ADMIN
+            ),
+        ))
+    }
+}
+
+fn manager_error(e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<crate::extensions::admission::Refusal>()
+        .is_some()
+    {
+        return coded(Exit::Refused, format!("{e:#}"));
+    }
+    e
+}
+
+pub fn run_trust(out: &Output, command: TrustCommand) -> anyhow::Result<Exit> {
+    use crate::extensions::trust::TrustStore;
+    let state = StateRoot::from_env();
+    match command {
+        TrustCommand::Add { publisher, key } => {
+            require_admin("tether extension trust add")?;
+            let added = TrustStore::add(&state, &publisher, &key)
+                .map_err(|e| coded(Exit::Usage, format!("{e:#}")))?;
+            if out.is_json() {
+                out.json(&added)
+            } else {
+                out.line(format_args!(
+                    "Trusted key {} for publisher {}.",
+                    added.key_id, added.publisher
+                ))
+            }
+        }
+        TrustCommand::List => {
+            let store = TrustStore::load(&state)?;
+            if out.is_json() {
+                out.json(&store.keys);
+            } else {
+                for k in &store.keys {
+                    out.line(format_args!("{:<24} {}", k.publisher, k.key_id));
+                }
+            }
+        }
+        TrustCommand::Remove { publisher, key_id } => {
+            require_admin("tether extension trust remove")?;
+            let n = TrustStore::remove(&state, &publisher, key_id.as_deref())
+                .map_err(|e| coded(Exit::Usage, format!("{e:#}")))?;
+            if out.is_json() {
+                out.json(&json!({"removed": n}))
+            } else {
+                out.line(format_args!("Removed {n} key(s) of {publisher}."))
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn read_source(source: &str) -> anyhow::Result<Vec<u8>> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        crate::cloud::proxy::install_crypto();
+        let client = reqwest::blocking::Client::builder().no_proxy().build()?;
+        let mut response = client
+            .get(source)
+            .send()
+            .map_err(|e| coded(Exit::Network, format!("could not download {source}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(coded(
+                Exit::Network,
+                format!("downloading {source} answered {}", response.status()),
+            ));
+        }
+        let cap = tether_package::ReadLimits::default().package_bytes;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut response, cap + 1), &mut bytes)?;
+        if bytes.len() as u64 > cap {
+            return Err(coded(
+                Exit::BadInput,
+                format!("{source} is larger than the {cap} bytes a package may be"),
+            ));
+        }
+        return Ok(bytes);
+    }
+    std::fs::read(source).map_err(|e| {
+        coded(
+            Exit::BadInput,
+            format!("could not read the package {source}: {e}"),
+        )
+    })
+}
+
+pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> {
+    use crate::extensions::manager::Manager;
+    let state = StateRoot::from_env();
+    match command {
+        ManageCommand::List => {
+            let list = Manager::new(state)?.list()?;
+            if out.is_json() {
+                out.json(&list);
+            } else if list.is_empty() {
+                out.line("No extensions are installed.");
+            } else {
+                for e in &list {
+                    out.line(format_args!(
+                        "{:<32} {:<10} {:<8} {:<13} {}",
+                        e.id,
+                        e.version,
+                        if e.enabled { "enabled" } else { "disabled" },
+                        e.state,
+                        e.message
+                    ));
+                }
+            }
+        }
+        ManageCommand::Show { id } => {
+            let e = Manager::new(state)?
+                .get(&id)?
+                .ok_or_else(|| coded(Exit::Usage, format!("{id} is not installed")))?;
+            if out.is_json() {
+                out.json(&e)
+            } else {
+                out.line(serde_json::to_string_pretty(&e)?)
+            }
+        }
+        ManageCommand::Install { source } => {
+            require_admin("tether extension install")?;
+            let bytes = read_source(&source)?;
+            let settings = crate::config::SettingsStore::new(&state).load()?;
+            let e = Manager::new(state)?
+                .install(&bytes, &settings)
+                .map_err(manager_error)?;
+            if out.is_json() {
+                out.json(&e)
+            } else {
+                out.line(format_args!(
+                    "Installed and enabled {} {}.",
+                    e.id, e.version
+                ))
+            }
+        }
+        ManageCommand::Remove { id, all } => {
+            require_admin("tether extension remove")?;
+            let manager = Manager::new(state)?;
+            let ids: Vec<String> = match (id, all) {
+                (Some(id), false) => vec![id],
+                (None, true) => manager.list()?.into_iter().map(|e| e.id).collect(),
+                _ => {
+                    return Err(coded(
+                        Exit::Usage,
+                        "name one extension (Publisher/Name) or --all",
+                    ));
+                }
+            };
+            for id in &ids {
+                for w in manager.remove(id)? {
+                    out.note(format_args!("{id}: {w}"));
+                }
+            }
+            if out.is_json() {
+                out.json(&json!({"removed": ids}))
+            } else {
+                out.line(format_args!("Removed {} extension(s).", ids.len()))
+            }
+        }
+        ManageCommand::Enable { id } => {
+            require_admin("tether extension enable")?;
+            let e = Manager::new(state)?.set_enabled(&id, true)?;
+            if out.is_json() {
+                out.json(&e)
+            } else {
+                out.line(format_args!("{} is enabled.", e.id))
+            }
+        }
+        ManageCommand::Disable { id } => {
+            require_admin("tether extension disable")?;
+            let e = Manager::new(state)?.set_enabled(&id, false)?;
+            if out.is_json() {
+                out.json(&e)
+            } else {
+                out.line(format_args!("{} is disabled.", e.id))
+            }
+        }
+        ManageCommand::Invoke { id, command, args } => {
+            require_admin("tether extension invoke")?;
+            let outcome = Manager::new(state)?.invoke(&id, &command, &args)?;
+            if out.is_json() {
+                out.json(&json!({"output": outcome.output, "logs": outcome.logs}));
+            } else {
+                print_logs(out, &id, &outcome.logs);
+                if let Some(o) = outcome.output {
+                    out.line(o);
+                }
+            }
+        }
+    }
+    Ok(Exit::Success)
+}
+
+/// Commands on installed (signed) extensions.
+#[derive(Debug, clap::Subcommand)]
+pub enum ManageCommand {
+    /// Installed extensions with version, state and status.
+    List,
+    /// One installed extension.
+    Show { id: String },
+    /// Install (or update to) a signed package from a file or URL (root only).
+    Install { source: String },
+    /// Remove an extension, or --all (root only): disable, uninstall, data deleted.
+    Remove {
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Enable an installed extension.
+    Enable { id: String },
+    /// Disable an installed extension.
+    Disable { id: String },
+    /// Run an on-demand command of an installed extension.
+    Invoke {
+        id: String,
+        command: String,
+        args: Vec<String>,
+    },
 }

@@ -87,6 +87,16 @@ impl ArmClient {
         Ok(Err(Self::failure(response)))
     }
 
+    /// Deletes an extension's resource (its cloud record); gone counts as deleted.
+    pub fn delete_extension(
+        &self,
+        machine_id: &str,
+        name: &str,
+        correlation_id: &str,
+    ) -> Result<Result<(), ArmFailure>> {
+        self.delete_machine(&format!("{machine_id}/extensions/{name}"), correlation_id)
+    }
+
     /// Deletes the machine resource; a resource already gone counts as deleted.
     pub fn delete_machine(&self, id: &str, correlation_id: &str) -> Result<Result<(), ArmFailure>> {
         let response = self

@@ -59,8 +59,13 @@ pub fn plan(state: &StateRoot, force_local_only: bool) -> Result<Plan> {
     if resource.is_none() {
         return Err(LifecycleError::NotConnected.into());
     }
+    let extensions = crate::extensions::manager::Manager::new(state.clone())?
+        .list()?
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     Ok(Plan {
-        extensions: Vec::new(),
+        extensions,
         resource: resource.filter(|_| !force_local_only),
         local_files: local_files(state)
             .into_iter()
@@ -117,7 +122,24 @@ pub fn disconnect(
 
     let mut journal = Journal::begin(state, "disconnect", data.clone())?;
     if !journal.entry().has("extensions-removed") {
-        // Extensions arrive with the extension manager; none are installed yet.
+        let manager = crate::extensions::manager::Manager::new(state.clone())?;
+        for ext in manager.list()? {
+            say(&format!("removing extension {}…", ext.id));
+            for warning in manager.remove(&ext.id)? {
+                say(&format!("  {}: {warning}", ext.id));
+            }
+            if let Some(arm) = &arm {
+                let name = ext.id.rsplit('/').next().unwrap_or(&ext.id);
+                let correlation = data["correlationId"].as_str().unwrap_or_default();
+                arm.delete_extension(&resource_id, name, correlation)?
+                    .map_err(|e| {
+                        LifecycleError::ArmDeleteFailed(format!(
+                            "could not delete the cloud record of extension {}: {e}",
+                            ext.id
+                        ))
+                    })?;
+            }
+        }
         journal.done("extensions-removed")?;
     }
     if let Some(arm) = &arm

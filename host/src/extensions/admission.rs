@@ -1,0 +1,124 @@
+//! The checks an install or update passes, in this order, before a byte of
+//! the component is compiled: well formed → signed by a key trusted for the
+//! publisher → digest and size → `extensions.enabled` → policy (blocklist
+//! wins; a non-empty allowlist is exclusive; monitor mode admits only the
+//! monitoring category) → no downgrade → capabilities within what the
+//! operator allows. Each refusal names its check.
+
+use super::trust::TrustStore;
+use crate::config::{Mode, Settings};
+use crate::runtime::HostPattern;
+use serde::Serialize;
+use tether_package::{Package, PackageError, ReadLimits};
+
+/// A refused install, naming the check.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("refused by the {check} check: {message}")]
+pub struct Refusal {
+    pub check: &'static str,
+    pub message: String,
+}
+
+fn refuse(check: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        check,
+        message: message.into(),
+    }
+}
+
+/// Runs every check; returns the package, ready to be installed.
+pub fn admit(
+    bytes: &[u8],
+    settings: &Settings,
+    trust: &TrustStore,
+    installed: Option<&semver::Version>,
+) -> Result<Package, Refusal> {
+    let package = tether_package::read(bytes, ReadLimits::default())
+        .map_err(|e| refuse("package", e.to_string()))?;
+    let m = &package.manifest;
+    package.verify_signature(&trust.keys_for(&m.publisher)).map_err(|e| match e {
+        PackageError::UntrustedKey { .. } | PackageError::Unsigned => refuse("trust", format!("{e}; trust the publisher's key with `tether extension trust add --publisher {} --key …`", m.publisher)),
+        other => refuse("signature", other.to_string()),
+    })?;
+    package
+        .check_component()
+        .map_err(|e| refuse("digest", e.to_string()))?;
+    if !settings.extensions.enabled {
+        return Err(refuse(
+            "extensions.enabled",
+            "extensions are disabled on this machine (extensions.enabled is false)",
+        ));
+    }
+    settings
+        .policy_allows(&m.id())
+        .map_err(|why| refuse("policy", why))?;
+    if settings.config.mode == Mode::Monitor && !m.category.eq_ignore_ascii_case("monitoring") {
+        return Err(refuse(
+            "policy",
+            format!(
+                "config.mode is monitor, which admits only the monitoring category; {} is `{}`",
+                m.id(),
+                m.category
+            ),
+        ));
+    }
+    if let Some(current) = installed
+        && m.version < *current
+    {
+        return Err(refuse(
+            "version",
+            format!(
+                "{} {} is installed; {} would be a downgrade",
+                m.id(),
+                current,
+                m.version
+            ),
+        ));
+    }
+    let contract = semver::Version::parse(crate::version::CONTRACT_VERSION)
+        .unwrap_or_else(|_| semver::Version::new(0, 1, 0));
+    if m.contract.major != contract.major || m.contract.minor != contract.minor {
+        return Err(refuse(
+            "contract",
+            format!(
+                "{} was built for tether:extension@{}; this host provides {contract}",
+                m.id(),
+                m.contract
+            ),
+        ));
+    }
+    for origin in &m.capabilities.outbound {
+        origin
+            .parse::<HostPattern>()
+            .map_err(|e| refuse("capabilities", e))?;
+    }
+    for path in &m.capabilities.read_paths {
+        let p = std::path::Path::new(path);
+        if !p.is_absolute()
+            || p.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(refuse(
+                "capabilities",
+                format!("read path `{path}` must be absolute, without `..`"),
+            ));
+        }
+        if [
+            "/etc/shadow",
+            "/etc/gshadow",
+            "/root",
+            "/var/opt/tether",
+            "/proc",
+            "/sys",
+        ]
+        .iter()
+        .any(|d| p.starts_with(d))
+        {
+            return Err(refuse(
+                "capabilities",
+                format!("read path `{path}` is not something an extension may be granted"),
+            ));
+        }
+    }
+    Ok(package)
+}

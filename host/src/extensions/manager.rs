@@ -1,0 +1,317 @@
+//! The extension manager: install (→ enable), update in the VM-extension
+//! handler order (disable old → update new → uninstall old → enable new),
+//! enable, disable, invoke, remove (its data and key-value store go too).
+//! Each change is journaled; a package is admitted before anything is
+//! written; removal is always allowed.
+
+use super::admission::{Refusal, admit};
+use super::trust::TrustStore;
+use crate::config::Settings;
+use crate::lifecycle::journal::{self, Journal};
+use crate::runtime::{
+    Call, CallOutcome, ExtensionSpec, Limits, LoadedExtension, OutboundGrant, Runtime,
+    RuntimeOptions, status_name,
+};
+use crate::state::{Access, StateRoot, write_atomic};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+use tether_package::{Package, ReadLimits};
+
+/// An installed extension's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Installed {
+    pub id: String,
+    pub version: String,
+    pub category: String,
+    pub enabled: bool,
+    /// `transitioning | success | warning | error`.
+    pub state: String,
+    pub message: String,
+    pub time: u64,
+}
+
+pub struct Manager {
+    state: StateRoot,
+    runtime: Runtime,
+}
+
+fn dir_of(state: &StateRoot, id: &str) -> Result<PathBuf> {
+    let (publisher, name) = id
+        .split_once('/')
+        .with_context(|| format!("`{id}` is not Publisher/Name"))?;
+    Ok(state
+        .path()
+        .join("extensions")
+        .join(publisher.to_ascii_lowercase())
+        .join(name.to_ascii_lowercase()))
+}
+
+fn journal_name(id: &str) -> String {
+    format!("extension-{}", id.to_ascii_lowercase().replace('/', "--"))
+}
+
+impl Manager {
+    pub fn new(state: StateRoot) -> Result<Self> {
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: Some(state.component_cache()),
+            ..Default::default()
+        })?;
+        let manager = Self { state, runtime };
+        manager.recover()?;
+        Ok(manager)
+    }
+
+    /// Every installed extension, sorted by id.
+    pub fn list(&self) -> Result<Vec<Installed>> {
+        let root = self.state.path().join("extensions");
+        let mut all = Vec::new();
+        for publisher in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for ext in std::fs::read_dir(publisher.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(bytes) = std::fs::read(ext.path().join("state.json"))
+                    && let Ok(record) = serde_json::from_slice::<Installed>(&bytes)
+                {
+                    all.push(record);
+                }
+            }
+        }
+        all.sort_by_key(|e| e.id.to_ascii_lowercase());
+        Ok(all)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Installed>> {
+        let path = dir_of(&self.state, id)?.join("state.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn save(&self, record: &Installed) -> Result<()> {
+        write_atomic(
+            &dir_of(&self.state, &record.id)?.join("state.json"),
+            &serde_json::to_vec_pretty(record)?,
+            Access::Public,
+        )
+    }
+
+    fn load(&self, package: &Package) -> Result<LoadedExtension> {
+        let m = &package.manifest;
+        let mut spec = ExtensionSpec::new(m.id(), dir_of(&self.state, &m.id())?.join("data"));
+        spec.limits = Limits::new(
+            m.limits.memory_mib,
+            Duration::from_millis(m.limits.call_timeout_ms),
+        );
+        spec.outbound = OutboundGrant {
+            hosts: m
+                .capabilities
+                .outbound
+                .iter()
+                .filter_map(|o| o.parse().ok())
+                .collect(),
+        };
+        self.runtime.load(&package.component, spec)
+    }
+
+    /// The installed package, verified again: a key no longer trusted
+    /// means the extension no longer runs.
+    fn installed_package(&self, id: &str) -> Result<Package> {
+        let bytes = std::fs::read(dir_of(&self.state, id)?.join("package.tpkg"))
+            .with_context(|| format!("{id} is not installed"))?;
+        let package = tether_package::read(&bytes, ReadLimits::default())?;
+        package
+            .verify_signature(&TrustStore::load(&self.state)?.keys_for(&package.manifest.publisher))
+            .with_context(|| format!("{id} can no longer run"))?;
+        package.check_component()?;
+        Ok(package)
+    }
+
+    fn call(&self, ext: &LoadedExtension, call: Call) -> Result<CallOutcome> {
+        Ok(ext.call(call)?)
+    }
+
+    /// Installs (or updates to) a package and enables it.
+    pub fn install(&self, bytes: &[u8], settings: &Settings) -> Result<Installed> {
+        let trust = TrustStore::load(&self.state)?;
+        let peek = tether_package::read(bytes, ReadLimits::default()).map_err(|e| Refusal {
+            check: "package",
+            message: e.to_string(),
+        })?;
+        let id = peek.manifest.id();
+        let current = self.get(&id)?;
+        let current_version = current
+            .as_ref()
+            .and_then(|c| semver::Version::parse(&c.version).ok());
+        let package = admit(bytes, settings, &trust, current_version.as_ref())?;
+        let dir = dir_of(&self.state, &id)?;
+        let mut journal = Journal::begin(
+            &self.state,
+            &journal_name(&id),
+            serde_json::json!({"id": id, "from": current.as_ref().map(|c| c.version.clone())}),
+        )?;
+        let new = self.load(&package)?;
+        if let Some(current) = &current {
+            // The VM-extension handler order.
+            let old_package = self.installed_package(&id)?;
+            let old = self.load(&old_package)?;
+            if current.enabled {
+                self.call(&old, Call::Disable)?;
+            }
+            journal.done("old-disabled")?;
+            self.call(
+                &new,
+                Call::Update {
+                    from_version: current.version.clone(),
+                },
+            )?;
+            journal.done("new-updated")?;
+            self.call(&old, Call::Uninstall)?;
+            write_atomic(&dir.join("package.tpkg"), bytes, Access::Public)?;
+            journal.done("old-uninstalled")?;
+        } else {
+            write_atomic(&dir.join("package.tpkg"), bytes, Access::Public)?;
+            journal.done("package-written")?;
+            self.call(&new, Call::Install)?;
+            journal.done("installed")?;
+        }
+        let outcome = self.call(&new, Call::Enable)?;
+        let (state, message) = outcome
+            .status
+            .map(|s| (status_name(s.state).to_string(), s.message))
+            .unwrap_or(("success".into(), "enabled".into()));
+        let record = Installed {
+            id: id.clone(),
+            version: package.manifest.version.to_string(),
+            category: package.manifest.category.clone(),
+            enabled: true,
+            state,
+            message,
+            time: crate::util::now(),
+        };
+        self.save(&record)?;
+        journal.done("enabled")?;
+        journal.finish()?;
+        Ok(record)
+    }
+
+    pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<Installed> {
+        let mut record = self
+            .get(id)?
+            .with_context(|| format!("{id} is not installed"))?;
+        let ext = self.load(&self.installed_package(&record.id)?)?;
+        self.call(&ext, if enabled { Call::Enable } else { Call::Disable })?;
+        record.enabled = enabled;
+        record.message = if enabled { "enabled" } else { "disabled" }.into();
+        record.time = crate::util::now();
+        self.save(&record)?;
+        Ok(record)
+    }
+
+    pub fn invoke(&self, id: &str, command: &str, args: &[String]) -> Result<CallOutcome> {
+        let record = self
+            .get(id)?
+            .with_context(|| format!("{id} is not installed"))?;
+        if !record.enabled {
+            bail!(
+                "{} is disabled; `tether extension enable {}` first",
+                record.id,
+                record.id
+            );
+        }
+        let ext = self.load(&self.installed_package(&record.id)?)?;
+        self.call(
+            &ext,
+            Call::Invoke {
+                command: command.into(),
+                args: args.to_vec(),
+            },
+        )
+    }
+
+    /// Removes an extension: disable, uninstall, data deleted. Always
+    /// allowed: a guest that fails on the way out is still removed.
+    pub fn remove(&self, id: &str) -> Result<Vec<String>> {
+        let record = self
+            .get(id)?
+            .with_context(|| format!("{id} is not installed"))?;
+        let mut warnings = Vec::new();
+        let mut journal = Journal::begin(
+            &self.state,
+            &journal_name(&record.id),
+            serde_json::json!({"id": record.id, "removing": true}),
+        )?;
+        match self
+            .installed_package(&record.id)
+            .and_then(|p| self.load(&p))
+        {
+            Ok(ext) => {
+                for call in [Call::Disable, Call::Uninstall] {
+                    let name = call.name();
+                    if let Err(e) = ext.call(call) {
+                        warnings.push(format!("{name}: {e}"));
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!("could not run its uninstall: {e:#}")),
+        }
+        journal.done("uninstalled")?;
+        let dir = dir_of(&self.state, &record.id)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("could not remove {}", dir.display()))?;
+        }
+        journal.done("removed")?;
+        journal.finish()?;
+        Ok(warnings)
+    }
+
+    /// Finishes or rolls back operations a crash interrupted.
+    fn recover(&self) -> Result<()> {
+        let dir = self.state.path().join("journal");
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".json")
+                .to_string();
+            if !name.starts_with("extension-") {
+                continue;
+            }
+            let Some(pending) = journal::pending(&self.state, &name)? else {
+                continue;
+            };
+            let id = pending.data["id"].as_str().unwrap_or_default().to_string();
+            let ext_dir = dir_of(&self.state, &id)?;
+            let removing = pending.data["removing"].as_bool().unwrap_or(false);
+            let fresh_install = pending.data["from"].is_null();
+            if removing || (fresh_install && !pending.has("enabled")) {
+                // Finish a removal; roll back a half-done first install.
+                if ext_dir.exists() {
+                    std::fs::remove_dir_all(&ext_dir)?;
+                }
+            } else if !pending.has("enabled")
+                && let Ok(package) = self.installed_package(&id)
+                && let Ok(ext) = self.load(&package)
+            {
+                // An update cut short: the package on disk is whichever one
+                // was last written whole; bring it up enabled.
+                let _ = ext.call(Call::Enable);
+                if let Some(mut record) = self.get(&id)? {
+                    record.version = package.manifest.version.to_string();
+                    record.enabled = true;
+                    record.message = "recovered after an interrupted update".into();
+                    self.save(&record)?;
+                }
+            }
+            Journal::begin(&self.state, &name, serde_json::Value::Null)?.finish()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,559 @@
+//! Signed extensions on the machine: trust, install, invoke, update,
+//! remove; every refusal with nothing written; clean removal before
+//! disconnect; a crash during install or update.
+
+use crate::support::*;
+use ed25519_dalek::SigningKey;
+use sha2::Digest;
+use std::path::Path;
+use tether_test_artifacts as artifacts;
+
+struct Publisher {
+    name: &'static str,
+    key: SigningKey,
+}
+
+impl Publisher {
+    fn new(name: &'static str, seed: u8) -> Self {
+        Self {
+            name,
+            key: SigningKey::from_bytes(&[seed; 32]),
+        }
+    }
+
+    fn line(&self) -> String {
+        tether_package::public_key_line(&self.key.verifying_key(), self.name)
+    }
+}
+
+fn manifest(
+    publisher: &str,
+    name: &str,
+    version: &str,
+    category: &str,
+    component: &[u8],
+    extra: &str,
+) -> Vec<u8> {
+    format!(
+        "publisher = \"{publisher}\"\nname = \"{name}\"\nversion = \"{version}\"\ncontract = \"0.1.0\"\ncategory = \"{category}\"\n{extra}\n[component]\nfile = \"component.wasm\"\nsha256 = \"{}\"\nsize = {}\n",
+        hex::encode(sha2::Sha256::digest(component)),
+        component.len()
+    )
+    .into_bytes()
+}
+
+fn package(
+    signer: &Publisher,
+    publisher: &str,
+    name: &str,
+    version: &str,
+    category: &str,
+    wasm: &str,
+    extra: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let component = std::fs::read(wasm)?;
+    let m = manifest(publisher, name, version, category, &component, extra);
+    let sig = tether_package::sign(&m, &signer.key);
+    Ok(tether_package::build(&m, &component, Some(&sig))?)
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<String> {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes)?;
+    Ok(p.display().to_string())
+}
+
+fn ext(home: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    Ok(tether(home).arg("extension").args(args).output()?)
+}
+
+fn trust(home: &Path, p: &Publisher) -> TestResult {
+    let out = ext(
+        home,
+        &["trust", "add", "--publisher", p.name, "--key", &p.line()],
+    )?;
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    Ok(())
+}
+
+#[test]
+fn install_invoke_update_disable_remove() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let work = tempfile::tempdir()?;
+    let contoso = Publisher::new("Contoso", 3);
+    trust(h, &contoso)?;
+    let v1 = write(
+        work.path(),
+        "inv-1.tpkg",
+        &package(
+            &contoso,
+            "Contoso",
+            "Inventory",
+            "1.0.0",
+            "monitoring",
+            artifacts::INVENTORY,
+            "",
+        )?,
+    )?;
+    let out = ext(h, &["install", &v1])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "list"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(list[0]["id"], "Contoso/Inventory");
+    assert_eq!(list[0]["enabled"], true);
+    let collect = ext(h, &["invoke", "Contoso/Inventory", "collect"])?;
+    assert!(collect.status.success(), "{}", stderr(&collect));
+    let doc: serde_json::Value = serde_json::from_slice(&collect.stdout)?;
+    assert_eq!(doc["activations"], 1);
+
+    // Update: the key-value store survives, the version moves.
+    let v2 = write(
+        work.path(),
+        "inv-2.tpkg",
+        &package(
+            &contoso,
+            "Contoso",
+            "Inventory",
+            "1.1.0",
+            "monitoring",
+            artifacts::INVENTORY,
+            "",
+        )?,
+    )?;
+    assert!(ext(h, &["install", &v2])?.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "show", "contoso/inventory"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(shown["version"], "1.1.0");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&ext(h, &["invoke", "Contoso/Inventory", "collect"])?.stdout)?;
+    assert_eq!(
+        doc["activations"], 2,
+        "enable ran again after the update, and the store was kept"
+    );
+
+    assert!(ext(h, &["disable", "Contoso/Inventory"])?.status.success());
+    let refused = ext(h, &["invoke", "Contoso/Inventory", "collect"])?;
+    assert!(!refused.status.success() && stderr(&refused).contains("is disabled"));
+    assert!(ext(h, &["enable", "Contoso/Inventory"])?.status.success());
+
+    assert!(ext(h, &["remove", "Contoso/Inventory"])?.status.success());
+    assert!(
+        !h.join("extensions/contoso/inventory").exists(),
+        "data left behind"
+    );
+    let list: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "list"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(list.as_array().map(Vec::len), Some(0));
+    // Reinstalling starts from a fresh store.
+    assert!(ext(h, &["install", &v1])?.status.success());
+    let doc: serde_json::Value =
+        serde_json::from_slice(&ext(h, &["invoke", "Contoso/Inventory", "collect"])?.stdout)?;
+    assert_eq!(doc["activations"], 1);
+    Ok(())
+}
+
+fn raw_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        let bytes = name.as_bytes();
+        h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+        h.set_cksum();
+        let _ = b.append(&h, *data);
+    }
+    b.into_inner().unwrap_or_default()
+}
+
+#[test]
+fn every_refusal_names_its_check_and_writes_nothing() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let work = tempfile::tempdir()?;
+    let contoso = Publisher::new("Contoso", 4);
+    let fabrikam = Publisher::new("Fabrikam", 5);
+    let stranger = Publisher::new("Contoso", 6);
+    trust(h, &contoso)?;
+    trust(h, &fabrikam)?;
+    let hello = std::fs::read(artifacts::HELLO)?;
+    let good = package(
+        &contoso,
+        "Contoso",
+        "Hello",
+        "1.0.0",
+        "monitoring",
+        artifacts::HELLO,
+        "",
+    )?;
+
+    let tampered = {
+        let pkg = tether_package::read(&good, Default::default())?;
+        let mut m = pkg.manifest_bytes.clone();
+        m.extend_from_slice(b"\n");
+        tether_package::build(&m, &pkg.component, pkg.signature.as_ref())?
+    };
+    let digest = {
+        let pkg = tether_package::read(&good, Default::default())?;
+        let mut c = pkg.component.clone();
+        let last = c.len() - 1;
+        c[last] ^= 1;
+        raw_tar(&[
+            ("extension.toml", &pkg.manifest_bytes),
+            ("component.wasm", &c),
+            (
+                "extension.sig",
+                pkg.signature
+                    .as_ref()
+                    .map(|s| s.to_toml())
+                    .unwrap_or_default()
+                    .as_bytes(),
+            ),
+        ])
+    };
+    let m = manifest("Contoso", "Hello", "1.0.0", "monitoring", &hello, "");
+    let traversal = raw_tar(&[("extension.toml", &m), ("../component.wasm", &hello)]);
+    let duplicate = raw_tar(&[
+        ("extension.toml", &m),
+        ("component.wasm", &hello),
+        ("component.wasm", &hello),
+    ]);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("bad signature", tampered, "signature"),
+        (
+            "untrusted key",
+            package(
+                &stranger,
+                "Contoso",
+                "Hello",
+                "1.0.0",
+                "monitoring",
+                artifacts::HELLO,
+                "",
+            )?,
+            "trust",
+        ),
+        (
+            "another publisher's key",
+            package(
+                &fabrikam,
+                "Contoso",
+                "Hello",
+                "1.0.0",
+                "monitoring",
+                artifacts::HELLO,
+                "",
+            )?,
+            "trust",
+        ),
+        ("digest mismatch", digest, "digest"),
+        ("path traversal", traversal, "package"),
+        ("duplicate entry", duplicate, "package"),
+        (
+            "undeclared capability",
+            package(
+                &contoso,
+                "Contoso",
+                "Hello",
+                "1.0.0",
+                "monitoring",
+                artifacts::HELLO,
+                "[capabilities]\noutbound = [\"ftp://files.example\"]\n",
+            )?,
+            "capabilities",
+        ),
+        (
+            "forbidden path",
+            package(
+                &contoso,
+                "Contoso",
+                "Hello",
+                "1.0.0",
+                "monitoring",
+                artifacts::HELLO,
+                "[capabilities]\nread_paths = [\"/etc/shadow\"]\n",
+            )?,
+            "capabilities",
+        ),
+    ];
+    for (what, bytes, check) in &cases {
+        let file = write(work.path(), "p.tpkg", bytes)?;
+        let out = ext(h, &["install", &file])?;
+        assert_eq!(out.status.code(), Some(7), "{what}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("refused by the {check} check")),
+            "{what}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !h.join("extensions").exists(),
+            "{what}: something was written"
+        );
+    }
+
+    let file = write(work.path(), "good.tpkg", &good)?;
+    let settings: &[(&[&str], &str)] = &[
+        (&["extensions.blocklist", "contoso/hello"], "policy"),
+        (&["extensions.allowlist", "Fabrikam/Other"], "policy"),
+        (&["extensions.enabled", "false"], "extensions.enabled"),
+    ];
+    for (set, check) in settings {
+        assert!(
+            tether(h)
+                .args(["config", "set"])
+                .args(*set)
+                .status()?
+                .success()
+        );
+        let out = ext(h, &["install", &file])?;
+        assert_eq!(out.status.code(), Some(7), "{set:?}");
+        assert!(
+            stderr(&out).contains(&format!("refused by the {check} check")),
+            "{set:?}: {}",
+            stderr(&out)
+        );
+        assert!(!h.join("extensions").exists());
+        assert!(
+            tether(h)
+                .args(["config", "clear", set[0]])
+                .status()?
+                .success()
+        );
+    }
+    // Monitor mode admits only the monitoring category.
+    assert!(
+        tether(h)
+            .args(["config", "set", "config.mode", "monitor"])
+            .status()?
+            .success()
+    );
+    let tool = write(
+        work.path(),
+        "tool.tpkg",
+        &package(
+            &contoso,
+            "Contoso",
+            "Tool",
+            "1.0.0",
+            "management",
+            artifacts::HELLO,
+            "",
+        )?,
+    )?;
+    let out = ext(h, &["install", &tool])?;
+    assert!(
+        stderr(&out).contains("admits only the monitoring category"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        ext(h, &["install", &file])?.status.success(),
+        "a monitoring extension is admitted in monitor mode"
+    );
+    assert!(
+        tether(h)
+            .args(["config", "set", "config.mode", "full"])
+            .status()?
+            .success()
+    );
+
+    // No downgrade.
+    let newer = write(
+        work.path(),
+        "h2.tpkg",
+        &package(
+            &contoso,
+            "Contoso",
+            "Hello",
+            "2.0.0",
+            "monitoring",
+            artifacts::HELLO,
+            "",
+        )?,
+    )?;
+    assert!(ext(h, &["install", &newer])?.status.success());
+    let out = ext(h, &["install", &file])?;
+    assert!(
+        stderr(&out).contains("refused by the version check") && stderr(&out).contains("downgrade"),
+        "{}",
+        stderr(&out)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "show", "Contoso/Hello"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(shown["version"], "2.0.0");
+
+    // A key trusted for one publisher cannot be trusted for another.
+    let out = ext(
+        h,
+        &[
+            "trust",
+            "add",
+            "--publisher",
+            "Other",
+            "--key",
+            &contoso.line(),
+        ],
+    )?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("exactly one publisher"));
+    // Removal is always allowed, even once the key is no longer trusted.
+    assert!(
+        ext(h, &["trust", "remove", "--publisher", "Contoso"])?
+            .status
+            .success()
+    );
+    let out = ext(h, &["invoke", "Contoso/Hello", "greet", "x"])?;
+    assert!(
+        !out.status.success(),
+        "an extension whose key is no longer trusted must not run"
+    );
+    assert!(ext(h, &["remove", "Contoso/Hello"])?.status.success());
+    assert!(!h.join("extensions/contoso/hello").exists());
+    Ok(())
+}
+
+#[test]
+fn disconnect_removes_every_extension_first() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin = cloud.config_file("administrator")?;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let work = tempfile::tempdir()?;
+    assert!(
+        tether(h)
+            .args(["connect", "--config"])
+            .arg(&admin)
+            .args(["--resource-name", "ext-1"])
+            .status()?
+            .success()
+    );
+    let contoso = Publisher::new("Contoso", 7);
+    trust(h, &contoso)?;
+    let file = write(
+        work.path(),
+        "h.tpkg",
+        &package(
+            &contoso,
+            "Contoso",
+            "Hello",
+            "1.0.0",
+            "monitoring",
+            artifacts::HELLO,
+            "",
+        )?,
+    )?;
+    assert!(ext(h, &["install", &file])?.status.success());
+    let plan: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "disconnect", "--dry-run"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(plan["extensions"][0], "Contoso/Hello");
+    let out = tether(h)
+        .args(["disconnect", "--config"])
+        .arg(&admin)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let removed_at = err
+        .find("removing extension Contoso/Hello")
+        .unwrap_or(usize::MAX);
+    let deleted_at = err.find("deleting /subscriptions").unwrap_or(0);
+    assert!(
+        removed_at < deleted_at,
+        "extensions must go before the machine: {err}"
+    );
+    assert!(!h.join("extensions/contoso/hello").exists());
+    assert!(cloud.machines()?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_crash_during_install_or_update_leaves_a_consistent_machine() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let work = tempfile::tempdir()?;
+    let contoso = Publisher::new("Contoso", 8);
+    trust(h, &contoso)?;
+    let v1 = write(
+        work.path(),
+        "v1.tpkg",
+        &package(
+            &contoso,
+            "Contoso",
+            "Hello",
+            "1.0.0",
+            "monitoring",
+            artifacts::HELLO,
+            "",
+        )?,
+    )?;
+    let killed = tether(h)
+        .args(["extension", "install", &v1])
+        .env(
+            "TETHER_FAILPOINT",
+            "extension-contoso--hello:package-written",
+        )
+        .output()?;
+    assert!(!killed.status.success());
+    // The next command finishes the story: a half-installed extension is rolled back.
+    let list: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "list"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    assert!(!h.join("extensions/contoso/hello").exists());
+    assert!(!h.join("journal/extension-contoso--hello.json").exists());
+
+    assert!(ext(h, &["install", &v1])?.status.success());
+    let v2 = write(
+        work.path(),
+        "v2.tpkg",
+        &package(
+            &contoso,
+            "Contoso",
+            "Hello",
+            "2.0.0",
+            "monitoring",
+            artifacts::HELLO,
+            "",
+        )?,
+    )?;
+    let killed = tether(h)
+        .args(["extension", "install", &v2])
+        .env("TETHER_FAILPOINT", "extension-contoso--hello:old-disabled")
+        .output()?;
+    assert!(!killed.status.success());
+    let list: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "list"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(list[0]["enabled"], true, "recovered enabled: {list}");
+    let out = ext(h, &["invoke", "Contoso/Hello", "greet", "again"])?;
+    assert_eq!(stdout(&out), "Hello, again!\n", "{}", stderr(&out));
+    assert!(!h.join("journal/extension-contoso--hello.json").exists());
+    Ok(())
+}
