@@ -4,4 +4,5 @@
 pub mod admission;
 pub mod dev;
 pub mod manager;
+pub mod reconcile;
 pub mod trust;

@@ -557,3 +557,241 @@ fn a_crash_during_install_or_update_leaves_a_consistent_machine() -> TestResult 
     assert!(!h.join("journal/extension-contoso--hello.json").exists());
     Ok(())
 }
+
+fn arm_token(cloud: &Cloud) -> anyhow::Result<String> {
+    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let token: serde_json::Value = http
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            cloud.cloud.url,
+            cloud.tenant()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_id",
+                cloud.demo["administrator"]["clientId"]
+                    .as_str()
+                    .unwrap_or_default(),
+            ),
+            (
+                "client_secret",
+                cloud.demo["administrator"]["secret"]
+                    .as_str()
+                    .unwrap_or_default(),
+            ),
+            ("scope", &format!("{}/.default", cloud.cloud.url)),
+        ])
+        .send()?
+        .json()?;
+    Ok(token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+fn reconcile(home: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = tether(home)
+        .args(["--json", "extension", "reconcile"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn cloud_extension(cloud: &Cloud, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(cloud.machines()?.first().and_then(|m| {
+        m["extensions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["name"] == name).cloned())
+    }))
+}
+
+#[test]
+fn reconciliation_installs_reconfigures_updates_refuses_and_removes() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin_api = cloud.cloud.admin()?;
+    let admin = cloud.config_file("administrator")?;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    assert!(
+        tether(h)
+            .args(["connect", "--config"])
+            .arg(&admin)
+            .args(["--resource-name", "rec-1"])
+            .status()?
+            .success()
+    );
+    let machine_id = serde_json::from_slice::<serde_json::Value>(
+        &tether(h).args(["--json", "show"]).output()?.stdout,
+    )?["resourceId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let contoso = Publisher::new("Contoso", 9);
+    trust(h, &contoso)?;
+    let assign = |name: &str, ty: &str, version: &str, settings: serde_json::Value| {
+        admin_api.post(
+            "/extensions",
+            serde_json::json!({"machineId": machine_id, "name": name, "publisher": "Contoso", "type": ty, "version": version,
+                               "settings": settings, "protectedSettings": {"token": "p-secret-42"}}),
+        )
+    };
+    admin_api.upload_package(
+        "Contoso",
+        "Inventory",
+        "1.0.0",
+        package(
+            &contoso,
+            "Contoso",
+            "Inventory",
+            "1.0.0",
+            "monitoring",
+            artifacts::INVENTORY,
+            "",
+        )?,
+    )?;
+    assign(
+        "inv",
+        "Inventory",
+        "1.0.0",
+        serde_json::json!({"labels": {"team": "a"}}),
+    )?;
+
+    let done = reconcile(h)?;
+    assert_eq!(done[0]["action"], "installed", "{done:?}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&ext(h, &["invoke", "Contoso/Inventory", "collect"])?.stdout)?;
+    assert_eq!(doc["labels"]["team"], "a");
+    let inv =
+        cloud_extension(&cloud, "inv")?.ok_or_else(|| anyhow::anyhow!("no inv in the cloud"))?;
+    assert_eq!(inv["properties"]["provisioningState"], "Succeeded");
+    // Protected settings reached the guest only: nothing under the state root holds them.
+    for entry in walk(h) {
+        let text = std::fs::read(&entry).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&text).contains("p-secret-42"),
+            "{} holds a protected setting",
+            entry.display()
+        );
+    }
+    assert_eq!(reconcile(h)?[0]["action"], "unchanged");
+
+    assign(
+        "inv",
+        "Inventory",
+        "1.0.0",
+        serde_json::json!({"labels": {"team": "b"}}),
+    )?;
+    assert_eq!(reconcile(h)?[0]["action"], "reconfigured");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&ext(h, &["invoke", "Contoso/Inventory", "collect"])?.stdout)?;
+    assert_eq!(doc["labels"]["team"], "b");
+
+    admin_api.upload_package(
+        "Contoso",
+        "Inventory",
+        "1.1.0",
+        package(
+            &contoso,
+            "Contoso",
+            "Inventory",
+            "1.1.0",
+            "monitoring",
+            artifacts::INVENTORY,
+            "",
+        )?,
+    )?;
+    assign(
+        "inv",
+        "Inventory",
+        "1.1.0",
+        serde_json::json!({"labels": {"team": "b"}}),
+    )?;
+    assert_eq!(reconcile(h)?[0]["action"], "updated");
+    let shown: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "show", "Contoso/Inventory"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(shown["version"], "1.1.0");
+
+    // Local policy beats the cloud, and the refusal is reported back.
+    assert!(
+        tether(h)
+            .args(["config", "set", "extensions.blocklist", "Contoso/Blocked"])
+            .status()?
+            .success()
+    );
+    admin_api.upload_package(
+        "Contoso",
+        "Blocked",
+        "1.0.0",
+        package(
+            &contoso,
+            "Contoso",
+            "Blocked",
+            "1.0.0",
+            "monitoring",
+            artifacts::HELLO,
+            "",
+        )?,
+    )?;
+    assign("blk", "Blocked", "1.0.0", serde_json::json!({}))?;
+    let done = reconcile(h)?;
+    let blk = done
+        .iter()
+        .find(|o| o["name"] == "blk")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(blk["action"], "refused", "{done:?}");
+    let cloud_blk = cloud_extension(&cloud, "blk")?.ok_or_else(|| anyhow::anyhow!("no blk"))?;
+    assert_eq!(cloud_blk["properties"]["provisioningState"], "Failed");
+    assert!(
+        cloud_blk["properties"]["instanceView"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("blocklist"),
+        "{cloud_blk}"
+    );
+    assert!(!h.join("extensions/contoso/blocked").exists());
+
+    // Removal: the cloud deletes, the machine removes and reports, the record goes.
+    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let deleted = http
+        .delete(format!(
+            "{}{machine_id}/extensions/inv?api-version=2024-07-10",
+            cloud.cloud.url
+        ))
+        .bearer_auth(arm_token(&cloud)?)
+        .send()?;
+    assert_eq!(deleted.status(), 202);
+    let done = reconcile(h)?;
+    assert!(
+        done.iter()
+            .any(|o| o["name"] == "inv" && o["action"] == "removed"),
+        "{done:?}"
+    );
+    assert!(!h.join("extensions/contoso/inventory").exists());
+    assert!(
+        cloud_extension(&cloud, "inv")?.is_none(),
+        "the cloud record should be gone"
+    );
+    Ok(())
+}
+
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

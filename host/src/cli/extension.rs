@@ -408,6 +408,23 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
                 out.line(format_args!("{} is disabled.", e.id))
             }
         }
+        ManageCommand::Reconcile => {
+            require_admin("tether extension reconcile")?;
+            let settings = crate::config::SettingsStore::new(&state).load()?;
+            let outcomes = crate::extensions::reconcile::run(&state, &settings)?;
+            if out.is_json() {
+                out.json(&outcomes);
+            } else if outcomes.is_empty() {
+                out.line("Nothing to do: no extensions are assigned to this machine.");
+            } else {
+                for o in &outcomes {
+                    out.line(format_args!(
+                        "{:<24} {:<12} {}",
+                        o.name, o.action, o.message
+                    ));
+                }
+            }
+        }
         ManageCommand::Invoke { id, command, args } => {
             require_admin("tether extension invoke")?;
             let outcome = Manager::new(state)?.invoke(&id, &command, &args)?;
@@ -443,6 +460,10 @@ pub enum ManageCommand {
     Enable { id: String },
     /// Disable an installed extension.
     Disable { id: String },
+    /// Match the cloud's desired extensions once: install, update,
+    /// reconfigure and remove, and report each status (the service does
+    /// this on its own schedule).
+    Reconcile,
     /// Run an on-demand command of an installed extension.
     Invoke {
         id: String,

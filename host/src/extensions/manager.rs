@@ -31,6 +31,29 @@ pub struct Installed {
     pub state: String,
     pub message: String,
     pub time: u64,
+    /// Public settings (protected settings are never written).
+    #[serde(default)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Set when the cloud asked for it: its extension resource's name and
+    /// the desired-state sequence last applied.
+    #[serde(default)]
+    pub cloud: Option<CloudAssignment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudAssignment {
+    pub name: String,
+    pub sequence: u64,
+}
+
+/// What an install is given besides the package.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// Reach the guest only; never written.
+    pub protected_settings: serde_json::Map<String, serde_json::Value>,
+    pub cloud: Option<CloudAssignment>,
 }
 
 pub struct Manager {
@@ -103,8 +126,24 @@ impl Manager {
     }
 
     fn load(&self, package: &Package) -> Result<LoadedExtension> {
+        let settings = self
+            .get(&package.manifest.id())?
+            .map(|r| r.settings)
+            .unwrap_or_default();
+        self.load_with(
+            package,
+            &InstallOptions {
+                settings,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn load_with(&self, package: &Package, options: &InstallOptions) -> Result<LoadedExtension> {
         let m = &package.manifest;
         let mut spec = ExtensionSpec::new(m.id(), dir_of(&self.state, &m.id())?.join("data"));
+        spec.settings = options.settings.clone();
+        spec.protected_settings = options.protected_settings.clone();
         spec.limits = Limits::new(
             m.limits.memory_mib,
             Duration::from_millis(m.limits.call_timeout_ms),
@@ -139,6 +178,16 @@ impl Manager {
 
     /// Installs (or updates to) a package and enables it.
     pub fn install(&self, bytes: &[u8], settings: &Settings) -> Result<Installed> {
+        self.install_with(bytes, settings, InstallOptions::default())
+    }
+
+    /// Installs, updates or (same version, new settings) reconfigures.
+    pub fn install_with(
+        &self,
+        bytes: &[u8],
+        settings: &Settings,
+        options: InstallOptions,
+    ) -> Result<Installed> {
         let trust = TrustStore::load(&self.state)?;
         let peek = tether_package::read(bytes, ReadLimits::default()).map_err(|e| Refusal {
             check: "package",
@@ -156,8 +205,15 @@ impl Manager {
             &journal_name(&id),
             serde_json::json!({"id": id, "from": current.as_ref().map(|c| c.version.clone())}),
         )?;
-        let new = self.load(&package)?;
-        if let Some(current) = &current {
+        let new = self.load_with(&package, &options)?;
+        let same_version = current_version.as_ref() == Some(&package.manifest.version);
+        if let (Some(current), true) = (&current, same_version) {
+            // Same version: new settings take effect through disable → enable.
+            if current.enabled {
+                self.call(&new, Call::Disable)?;
+            }
+            journal.done("old-disabled")?;
+        } else if let Some(current) = &current {
             // The VM-extension handler order.
             let old_package = self.installed_package(&id)?;
             let old = self.load(&old_package)?;
@@ -194,6 +250,8 @@ impl Manager {
             state,
             message,
             time: crate::util::now(),
+            settings: options.settings.clone(),
+            cloud: options.cloud.clone(),
         };
         self.save(&record)?;
         journal.done("enabled")?;

@@ -1,0 +1,230 @@
+//! Reconciliation with the cloud's desired state: fetch the desired
+//! extensions from the agent service, download their packages (size cap
+//! enforced while downloading, digest checked), install, update,
+//! reconfigure and remove to match, and report each extension's status.
+//! Trust and policy stay local: a refusal is reported as the extension's
+//! failed status, with the reason.
+
+use super::manager::{CloudAssignment, InstallOptions, Manager};
+use crate::cloud::ProxyPolicy;
+use crate::cloud::agent::{join, machine_token};
+use crate::cloud::proxy::client;
+use crate::config::{ProxyService, Settings};
+use crate::lifecycle::{LifecycleError, Registration, machine_key};
+use crate::state::StateRoot;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use sha2::Digest;
+use std::io::Read;
+use tether_cloud_api::agent::{DesiredExtension, DesiredExtensions, ExtensionStatusReport};
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub name: String,
+    /// installed, updated, reconfigured, unchanged, removed, refused, failed.
+    pub action: String,
+    pub message: String,
+}
+
+struct Agent {
+    base: url::Url,
+    token: String,
+    http: reqwest::blocking::Client,
+    downloads: reqwest::blocking::Client,
+}
+
+impl Agent {
+    fn report(&self, name: &str, report: &ExtensionStatusReport) -> Result<()> {
+        let url = join(&self.base, &format!("v1/extensions/{name}/status"));
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .json(report)
+            .send()
+            .context("could not report to the agent service")?;
+        // A record the cloud already dropped has nothing left to hear.
+        if !response.status().is_success() && response.status() != reqwest::StatusCode::NOT_FOUND {
+            bail!(
+                "the agent service refused the status of {name}: {}",
+                response.status()
+            );
+        }
+        Ok(())
+    }
+
+    fn download(&self, desired: &DesiredExtension) -> Result<Vec<u8>> {
+        let url = desired.package_url.as_deref().with_context(|| {
+            format!(
+                "the cloud names no package for {}/{} {}",
+                desired.publisher, desired.extension_type, desired.version
+            )
+        })?;
+        let cap = desired
+            .package_size
+            .unwrap_or(u64::MAX)
+            .min(tether_package::ReadLimits::default().package_bytes);
+        let response = self
+            .downloads
+            .get(url)
+            .send()
+            .with_context(|| format!("could not download {url}"))?;
+        if !response.status().is_success() {
+            bail!("downloading {url} answered {}", response.status());
+        }
+        let mut bytes = Vec::new();
+        response.take(cap + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > cap {
+            bail!("{url} is larger than the {cap} bytes announced");
+        }
+        if let Some(expected) = &desired.package_sha256 {
+            let actual = hex::encode(sha2::Sha256::digest(&bytes));
+            if !actual.eq_ignore_ascii_case(expected) {
+                bail!("{url} does not match its announced SHA-256 (got {actual})");
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+fn object(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// One reconciliation pass.
+pub fn run(state: &StateRoot, settings: &Settings) -> Result<Vec<Outcome>> {
+    let registration = Registration::load(state)?.ok_or(LifecycleError::NotConnected)?;
+    let proxy = ProxyPolicy::from_settings(settings);
+    let ca = registration.ca_pem();
+    let key = machine_key::load_active(state)?;
+    let token = machine_token(
+        &registration.endpoints,
+        &proxy,
+        ca,
+        &registration.tenant_id,
+        &registration.principal_id,
+        &key,
+    )?;
+    let base = registration.endpoints.agent_service.clone();
+    let agent = Agent {
+        http: client(&proxy.route(ProxyService::Arc, &base), ca)?,
+        downloads: client(
+            &proxy.route(
+                ProxyService::Arc,
+                registration.endpoints.gallery.as_ref().unwrap_or(&base),
+            ),
+            ca,
+        )?,
+        base,
+        token,
+    };
+    let desired: DesiredExtensions = agent
+        .http
+        .get(join(&agent.base, "v1/extensions"))
+        .bearer_auth(&agent.token)
+        .send()
+        .context("could not fetch the desired extensions")?
+        .error_for_status()?
+        .json()?;
+    let manager = Manager::new(state.clone())?;
+    let installed = manager.list()?;
+    let mut outcomes = Vec::new();
+
+    for want in &desired.extensions {
+        let id = format!("{}/{}", want.publisher, want.extension_type);
+        let current = installed.iter().find(|i| i.id.eq_ignore_ascii_case(&id));
+        let applied = current
+            .and_then(|c| c.cloud.as_ref())
+            .is_some_and(|c| c.sequence >= want.sequence);
+        if applied {
+            outcomes.push(Outcome {
+                name: want.name.clone(),
+                action: "unchanged".into(),
+                message: String::new(),
+            });
+            continue;
+        }
+        let action = match current {
+            None => "installed",
+            Some(c) if c.version == want.version => "reconfigured",
+            Some(_) => "updated",
+        };
+        let options = InstallOptions {
+            settings: object(&want.settings),
+            protected_settings: want
+                .protected_settings
+                .as_ref()
+                .map(object)
+                .unwrap_or_default(),
+            cloud: Some(CloudAssignment {
+                name: want.name.clone(),
+                sequence: want.sequence,
+            }),
+        };
+        let result = agent
+            .download(want)
+            .and_then(|bytes| manager.install_with(&bytes, settings, options));
+        let (state_name, message, action) = match result {
+            Ok(record) => (
+                record.state.clone(),
+                format!("{} {} {}", record.id, record.version, action),
+                action.to_string(),
+            ),
+            Err(e) => {
+                let refused = e.downcast_ref::<super::admission::Refusal>().is_some();
+                (
+                    "error".to_string(),
+                    format!("{e:#}"),
+                    if refused { "refused" } else { "failed" }.to_string(),
+                )
+            }
+        };
+        agent.report(
+            &want.name,
+            &ExtensionStatusReport {
+                sequence: want.sequence,
+                state: state_name,
+                version: want.version.clone(),
+                message: message.clone(),
+            },
+        )?;
+        outcomes.push(Outcome {
+            name: want.name.clone(),
+            action,
+            message,
+        });
+    }
+
+    // What the cloud put here and no longer wants goes.
+    for record in installed.iter().filter(|r| r.cloud.is_some()) {
+        let cloud = record
+            .cloud
+            .as_ref()
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let wanted = desired
+            .extensions
+            .iter()
+            .any(|w| w.name.eq_ignore_ascii_case(&cloud));
+        if wanted {
+            continue;
+        }
+        let warnings = manager.remove(&record.id)?;
+        agent.report(
+            &cloud,
+            &ExtensionStatusReport {
+                sequence: desired.sequence,
+                state: "removed".into(),
+                version: record.version.clone(),
+                message: warnings.join("; "),
+            },
+        )?;
+        outcomes.push(Outcome {
+            name: cloud,
+            action: "removed".into(),
+            message: record.id.clone(),
+        });
+    }
+    Ok(outcomes)
+}
