@@ -36,6 +36,8 @@ pub fn router(cloud: Arc<Cloud>) -> Router<Arc<Cloud>> {
         .route("/roleAssignments", post(assign_role))
         .route("/deviceCodes/{code}/approve", post(approve_device_code))
         .route("/deviceCodes/{code}/deny", post(deny_device_code))
+        .route("/signIns/{id}/approve", post(approve_sign_in))
+        .route("/signIns/{id}/deny", post(deny_sign_in))
         .route("/clock/advance", post(advance_clock))
         .route("/clock", get(clock))
         .route("/extensions", post(assign_extension))
@@ -411,6 +413,40 @@ async fn deny_device_code(
         Err(ArmError::not_found(
             "DeviceCodeNotFound",
             format!("no pending device code {code}"),
+        ))
+    }
+}
+
+async fn approve_sign_in(
+    State(cloud): State<Arc<Cloud>>,
+    Path(id): Path<String>,
+    Json(body): Json<ApproveBody>,
+) -> Result<Response> {
+    let object_id = cloud
+        .read(|m| {
+            m.users
+                .values()
+                .find(|u| u.username.eq_ignore_ascii_case(&body.username))
+                .map(|u| u.object_id.clone())
+        })
+        .ok_or_else(|| bad(format!("no user {}", body.username)))?;
+    if crate::identity::settle_sign_in(&cloud, &id, Some(object_id)) {
+        Ok(Json(json!({"approved": id})).into_response())
+    } else {
+        Err(ArmError::not_found(
+            "SignInNotFound",
+            format!("no pending browser sign-in {id}"),
+        ))
+    }
+}
+
+async fn deny_sign_in(State(cloud): State<Arc<Cloud>>, Path(id): Path<String>) -> Result<Response> {
+    if crate::identity::settle_sign_in(&cloud, &id, None) {
+        Ok(Json(json!({"denied": id})).into_response())
+    } else {
+        Err(ArmError::not_found(
+            "SignInNotFound",
+            format!("no pending browser sign-in {id}"),
         ))
     }
 }

@@ -671,9 +671,20 @@ pub async fn authorize_page(
             .map(|v| format!("<input type=hidden name={k} value=\"{}\">", escape(v)))
     })
     .collect();
+    let id = util::user_code();
+    let pending = crate::model::PendingSignIn {
+        params: params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        state: PendingState::Pending,
+        expires_at: cloud.now() + 900,
+    };
+    cloud.write(|m| m.pending_sign_ins.insert(id.clone(), pending));
     sign_in_page(
         "Sign in to tether-cloud",
-        &format!("Tenant {}", escape(&tenant)),
+        &format!(
+            "Tenant {}. Sign in below, or have an administrator approve sign-in <code id=signin>{id}</code> and <a href=\"/{}/oauth2/v2.0/authorize/continue?id={id}\">continue</a>.",
+            escape(&tenant),
+            escape(&tenant)
+        ),
         &hidden,
     )
     .into_response()
@@ -719,19 +730,8 @@ pub async fn authorize_submit(
     if let Err(e) = validate_authorize(&cloud, &tenant, &params) {
         return e.into_response();
     }
-    let redirect = params.get("redirect_uri").cloned().unwrap_or_default();
-    let state = params.get("state").cloned().unwrap_or_default();
-    let mut target = match url::Url::parse(&redirect) {
-        Ok(u) => u,
-        Err(_) => return OAuthErr::invalid_request(50011, "bad redirect_uri").into_response(),
-    };
     if params.get("action").map(String::as_str) == Some("deny") {
-        target
-            .query_pairs_mut()
-            .append_pair("error", "access_denied")
-            .append_pair("error_description", "The user declined the sign-in.")
-            .append_pair("state", &state);
-        return Redirect::to(target.as_str()).into_response();
+        return finish_sign_in(&cloud, &tenant, &params, None);
     }
     let username = params
         .get("username")
@@ -748,9 +748,34 @@ pub async fn authorize_submit(
         )
             .into_response();
     };
+    finish_sign_in(&cloud, &tenant, &params, Some(object_id))
+}
+
+/// Redirects the browser to the client's listener: with a code for
+/// `object_id`, or with `access_denied`.
+fn finish_sign_in(
+    cloud: &Cloud,
+    tenant: &str,
+    params: &Params,
+    object_id: Option<String>,
+) -> Response {
+    let redirect = params.get("redirect_uri").cloned().unwrap_or_default();
+    let state = params.get("state").cloned().unwrap_or_default();
+    let mut target = match url::Url::parse(&redirect) {
+        Ok(u) => u,
+        Err(_) => return OAuthErr::invalid_request(50011, "bad redirect_uri").into_response(),
+    };
+    let Some(object_id) = object_id else {
+        target
+            .query_pairs_mut()
+            .append_pair("error", "access_denied")
+            .append_pair("error_description", "The user declined the sign-in.")
+            .append_pair("state", &state);
+        return Redirect::to(target.as_str()).into_response();
+    };
     let code = util::secret(32);
     let grant = AuthCode {
-        tenant_id: tenant,
+        tenant_id: tenant.to_string(),
         client_id: params.get("client_id").cloned().unwrap_or_default(),
         redirect_uri: redirect,
         code_challenge: params.get("code_challenge").cloned().unwrap_or_default(),
@@ -764,6 +789,65 @@ pub async fn authorize_submit(
         .append_pair("code", &code)
         .append_pair("state", &state);
     Redirect::to(target.as_str()).into_response()
+}
+
+/// `GET /{tenant}/oauth2/v2.0/authorize/continue?id=…`: where the sign-in
+/// page waits for an administrator to settle its sign-in.
+pub async fn authorize_continue(
+    State(cloud): State<Arc<Cloud>>,
+    Path(tenant): Path<String>,
+    Query(q): Query<Params>,
+) -> Response {
+    let id = q.get("id").cloned().unwrap_or_default();
+    let Some(pending) = cloud.read(|m| m.pending_sign_ins.get(&id).cloned()) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html("<p>No such sign-in; start again.</p>".to_string()),
+        )
+            .into_response();
+    };
+    match pending.state {
+        PendingState::Pending => waiting_page(&tenant, &id).into_response(),
+        settled => {
+            cloud.write(|m| m.pending_sign_ins.remove(&id));
+            let object_id = match settled {
+                PendingState::Approved { object_id } => Some(object_id),
+                _ => None,
+            };
+            finish_sign_in(
+                &cloud,
+                &tenant,
+                &pending.params.into_iter().collect(),
+                object_id,
+            )
+        }
+    }
+}
+
+fn waiting_page(tenant: &str, id: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><meta http-equiv=refresh content=\"2;url=/{t}/oauth2/v2.0/authorize/continue?id={id}\"><title>Waiting</title></head><body><p>Waiting for an administrator to approve sign-in <code>{id}</code>…</p></body></html>",
+        t = escape(tenant),
+        id = escape(id)
+    ))
+}
+
+/// Settles a pending browser sign-in (the admin API).
+pub(crate) fn settle_sign_in(cloud: &Cloud, id: &str, object_id: Option<String>) -> bool {
+    cloud.write(|m| {
+        let Some(p) = m
+            .pending_sign_ins
+            .get_mut(id)
+            .filter(|p| p.state == PendingState::Pending)
+        else {
+            return false;
+        };
+        p.state = match object_id {
+            Some(object_id) => PendingState::Approved { object_id },
+            None => PendingState::Denied,
+        };
+        true
+    })
 }
 
 /// `GET /{tenant}/discovery/v2.0/keys`

@@ -139,6 +139,14 @@ enum AdminCommand {
     },
     /// Deny a pending device code.
     DeviceDeny { code: String },
+    /// Approve a pending browser sign-in (its id is on the sign-in page) as a user.
+    SigninApprove {
+        id: String,
+        #[arg(long)]
+        username: String,
+    },
+    /// Deny a pending browser sign-in.
+    SigninDeny { id: String },
     /// Move the cloud's clock forward.
     ClockAdvance { seconds: u64 },
     /// Assign an extension to a machine (an ARM PUT, long-running).
@@ -274,6 +282,11 @@ fn admin(args: AdminArgs) -> Result<Value> {
         ),
         AdminCommand::DeviceApprove { code, username } => c.approve_device_code(&code, &username),
         AdminCommand::DeviceDeny { code } => c.deny_device_code(&code),
+        AdminCommand::SigninApprove { id, username } => c.post(
+            &format!("/signIns/{id}/approve"),
+            json!({"username": username}),
+        ),
+        AdminCommand::SigninDeny { id } => c.post(&format!("/signIns/{id}/deny"), json!({})),
         AdminCommand::ClockAdvance { seconds } => c.advance_clock(seconds),
         AdminCommand::ExtensionAssign {
             machine_id,

@@ -27,6 +27,9 @@ pub struct Model {
     pub operations: BTreeMap<String, Operation>,
     pub device_codes: BTreeMap<String, DeviceCode>,
     pub auth_codes: BTreeMap<String, AuthCode>,
+    /// Browser sign-ins waiting for an administrator, by id.
+    #[serde(default)]
+    pub pending_sign_ins: BTreeMap<String, PendingSignIn>,
     /// By SHA-256 of the refresh token.
     pub refresh_tokens: BTreeMap<String, RefreshGrant>,
     /// Client-assertion ids already used (replay protection).
@@ -195,6 +198,15 @@ pub enum PendingState {
     Pending,
     Approved { object_id: String },
     Denied,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingSignIn {
+    /// The authorize request's parameters.
+    pub params: BTreeMap<String, String>,
+    pub state: PendingState,
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

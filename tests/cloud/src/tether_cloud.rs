@@ -351,6 +351,10 @@ fn router(cloud: Arc<Cloud>) -> Router {
             "/{tenant}/oauth2/v2.0/authorize",
             get(identity::authorize_page).post(identity::authorize_submit),
         )
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize/continue",
+            get(identity::authorize_continue),
+        )
         .route("/{tenant}/discovery/v2.0/keys", get(identity::keys))
         .route("/subscriptions/{*rest}", axum::routing::any(arm::dispatch))
         .route("/agent/v1/heartbeat", post(agent::heartbeat))

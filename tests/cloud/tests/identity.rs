@@ -338,3 +338,90 @@ fn machines_get_tokens_with_their_own_key() -> Result<()> {
     assert!(w.machine_token(&machine, &stranger).is_err());
     Ok(())
 }
+
+#[test]
+fn an_administrator_can_approve_or_deny_a_browser_sign_in() -> Result<()> {
+    let w = World::start()?;
+    let verifier = "another-verifier-of-enough-length-0123456789abcdef";
+    let challenge = jwt::b64url(&sha2::Sha256::digest(verifier.as_bytes()));
+    let authorize = format!("{}/{}/oauth2/v2.0/authorize", w.url(), w.tenant());
+    let scope = w.arm_scope();
+    let query = [
+        ("client_id", "tether-agent"),
+        ("response_type", "code"),
+        ("redirect_uri", "http://127.0.0.1:9/cb"),
+        ("scope", scope.as_str()),
+        ("state", "s9"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let sign_in_id = |w: &World| -> Result<String> {
+        let page = w.http.get(&authorize).query(&query).send()?.text()?;
+        let id = page
+            .split("<code id=signin>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap_or_default()
+            .to_string();
+        anyhow::ensure!(id.len() == 8, "no sign-in id on the page: {page}");
+        Ok(id)
+    };
+    let id = sign_in_id(&w)?;
+    let cont = format!(
+        "{}/{}/oauth2/v2.0/authorize/continue?id={id}",
+        w.url(),
+        w.tenant()
+    );
+    let waiting = w.http.get(&cont).send()?;
+    assert_eq!(waiting.status(), 200);
+    assert!(waiting.text()?.contains("Waiting for an administrator"));
+    w.admin.post(
+        &format!("/signIns/{id}/approve"),
+        json!({"username": "operator@demo"}),
+    )?;
+    let redirected = w.http.get(&cont).send()?;
+    assert!(redirected.status().is_redirection());
+    let location = url::Url::parse(redirected.headers()["location"].to_str()?)?;
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let token: Value = w
+        .form(
+            &w.token_url(),
+            &[
+                ("grant_type", "authorization_code"),
+                ("client_id", "tether-agent"),
+                ("code", &code),
+                ("redirect_uri", "http://127.0.0.1:9/cb"),
+                ("code_verifier", verifier),
+            ],
+        )?
+        .json()?;
+    assert!(token["access_token"].is_string(), "{token}");
+
+    let denied = sign_in_id(&w)?;
+    w.admin
+        .post(&format!("/signIns/{denied}/deny"), json!({}))?;
+    let redirected = w
+        .http
+        .get(format!(
+            "{}/{}/oauth2/v2.0/authorize/continue?id={denied}",
+            w.url(),
+            w.tenant()
+        ))
+        .send()?;
+    let location = redirected.headers()["location"].to_str()?.to_string();
+    assert!(location.contains("error=access_denied"), "{location}");
+    assert!(
+        w.admin
+            .post(
+                &format!("/signIns/{denied}/approve"),
+                json!({"username": "operator@demo"})
+            )
+            .is_err(),
+        "a settled sign-in cannot be approved"
+    );
+    Ok(())
+}
