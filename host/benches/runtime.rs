@@ -72,9 +72,11 @@ fn main() -> anyhow::Result<()> {
         ("pooling", AllocatorChoice::Auto),
         ("on-demand", AllocatorChoice::OnDemand),
     ] {
+        // The default CPU share, as installed extensions run with it.
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: Some(home.path().join(label)),
             allocator,
+            cpu_percent: Some(5),
         })?;
         if allocator == AllocatorChoice::Auto && !runtime.is_pooling() {
             println!("(pooling allocator unavailable here; its row repeats on-demand)");

@@ -14,6 +14,7 @@
 
 mod activation;
 mod cache;
+mod cpu;
 mod engine;
 mod error;
 mod host_api;
@@ -26,6 +27,7 @@ mod wit;
 
 pub use activation::{Activation, Call, CallOutcome, ReportedStatus};
 pub use cache::CacheOutcome;
+pub use cpu::{CpuGovernor, thread_cpu as thread_cpu_time};
 pub use error::{GuestError, GuestErrorKind};
 pub use limits::{Limits, MAX_MEMORY_BYTES, MAX_OUTPUT_BYTES};
 pub use log_capture::{
@@ -47,6 +49,9 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Which instance allocator to use.
     pub allocator: AllocatorChoice,
+    /// The share of one CPU all extensions together may use (percent);
+    /// `None`: no cap (development runs, benchmarks).
+    pub cpu_percent: Option<u8>,
 }
 
 /// The instance allocator.
@@ -97,6 +102,7 @@ pub struct Runtime {
     linker: wasmtime::component::Linker<host_api::HostState>,
     cache: cache::ArtifactCache,
     http: Arc<outbound::HttpClient>,
+    cpu: Option<Arc<CpuGovernor>>,
 }
 
 impl Runtime {
@@ -109,6 +115,7 @@ impl Runtime {
             linker,
             cache,
             http: Arc::new(outbound::HttpClient::default()),
+            cpu: options.cpu_percent.map(|p| Arc::new(CpuGovernor::new(p))),
         })
     }
 
@@ -153,6 +160,7 @@ impl Runtime {
             cache,
             ticker: self.engine.ticker(),
             http: self.http.clone(),
+            cpu: self.cpu.clone(),
         })
     }
 }
@@ -166,6 +174,7 @@ pub struct LoadedExtension {
     cache: CacheOutcome,
     ticker: engine::EpochTicker,
     http: Arc<outbound::HttpClient>,
+    cpu: Option<Arc<CpuGovernor>>,
 }
 
 impl LoadedExtension {

@@ -267,3 +267,32 @@ fn a_file_that_is_not_a_component_is_refused_clearly() -> TestResult {
     assert!(err.contains("not a valid WebAssembly component"), "{err}");
     assert_hello_still_works(runtime)
 }
+
+#[test]
+fn the_cpu_limit_throttles_a_busy_guest() -> TestResult {
+    let runtime = tether::runtime::Runtime::new(tether::runtime::RuntimeOptions {
+        cpu_percent: Some(10),
+        ..Default::default()
+    })?;
+    let data = tempfile::tempdir()?;
+    let ext = load(
+        &runtime,
+        artifacts::FIXTURE_SPIN,
+        limits(64, 1000),
+        data.path(),
+    )?;
+    let (cpu_before, started) = (tether::runtime::thread_cpu_time(), Instant::now());
+    let err = ext.call(Call::Enable).expect_err("spin never returns");
+    let (cpu, wall) = (
+        tether::runtime::thread_cpu_time() - cpu_before,
+        started.elapsed(),
+    );
+    assert!(matches!(err.kind, GuestErrorKind::Timeout { .. }), "{err}");
+    assert!(wall >= Duration::from_millis(1000), "{wall:?}");
+    // 10% of one CPU over a second is about 100 ms; allow for ticks.
+    assert!(
+        cpu <= Duration::from_millis(400),
+        "the guest used {cpu:?} of CPU in {wall:?}"
+    );
+    assert_hello_still_works(&runtime)
+}

@@ -78,8 +78,14 @@ fn journal_name(id: &str) -> String {
 
 impl Manager {
     pub fn new(state: StateRoot) -> Result<Self> {
+        // A broken settings file must not block removal: the default share applies.
+        let cpu = crate::config::SettingsStore::new(&state)
+            .load()
+            .map(|s| s.extensions.agent.cpulimit)
+            .unwrap_or(5);
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: Some(state.component_cache()),
+            cpu_percent: Some(cpu),
             ..Default::default()
         })?;
         let manager = Self { state, runtime };

@@ -2,7 +2,6 @@
 //! and the calls made into it.
 
 use super::LoadedExtension;
-use super::engine::EPOCH_TICK;
 use super::error::{GuestError, GuestErrorKind, classify};
 use super::host_api::HostState;
 use super::limits::{Limiter, MAX_OUTPUT_BYTES};
@@ -10,8 +9,8 @@ use super::log_capture::{CaptureStream, LogCapture, LogRecord, LogSource};
 use super::wit::{Extension, StatusState};
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::Store;
 use wasmtime::component::ResourceTable;
+use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
 /// A call into the extension's `lifecycle` export.
@@ -117,12 +116,32 @@ impl<'a> Activation<'a> {
             capture: capture.clone(),
             http: ext.http.clone(),
             deadline: Instant::now() + ext.spec.limits.call_timeout,
+            cpu: ext.cpu.clone(),
+            cpu_mark: super::cpu::thread_cpu(),
             status: None,
         };
         let mut store = Store::new(&ext.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(deadline_ticks(ext.spec.limits.call_timeout));
+        // At every epoch tick: past the call's deadline, stop the guest;
+        // past the CPU budget, make it wait; else carry on to the next tick.
+        store.epoch_deadline_callback(|mut ctx| {
+            let data = ctx.data_mut();
+            if Instant::now() >= data.deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            if let Some(governor) = &data.cpu {
+                let now = super::cpu::thread_cpu();
+                let used = now.saturating_sub(data.cpu_mark);
+                if let Some(wait) = governor.charge(used) {
+                    std::thread::sleep(
+                        wait.min(data.deadline.saturating_duration_since(Instant::now())),
+                    );
+                }
+                data.cpu_mark = super::cpu::thread_cpu();
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
         let _running = ext.ticker.enter();
         match ext.pre.instantiate(&mut store) {
             Ok(bindings) => Ok(Live {
@@ -156,8 +175,9 @@ impl<'a> Activation<'a> {
             None => self.instantiate(&call)?,
         };
         let timeout = self.extension.spec.limits.call_timeout;
-        live.store.set_epoch_deadline(deadline_ticks(timeout));
+        live.store.set_epoch_deadline(1);
         live.store.data_mut().deadline = Instant::now() + timeout;
+        live.store.data_mut().cpu_mark = super::cpu::thread_cpu();
         live.store.data_mut().status = None;
 
         let result = {
@@ -220,12 +240,4 @@ impl<'a> Activation<'a> {
         self.last_logs = captured.records;
         Err(self.error(&call, kind))
     }
-}
-
-/// Ticks until the deadline. One more than the timeout divides into: the
-/// ticker may be part-way through a tick when the deadline is set, and a
-/// call must get at least its whole limit.
-fn deadline_ticks(timeout: std::time::Duration) -> u64 {
-    let ticks = timeout.as_micros().div_ceil(EPOCH_TICK.as_micros()) + 1;
-    u64::try_from(ticks).unwrap_or(u64::MAX)
 }

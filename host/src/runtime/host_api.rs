@@ -25,6 +25,9 @@ pub(crate) struct HostState {
     pub(crate) http: Arc<HttpClient>,
     /// When the current call must end; bounds blocking host calls.
     pub(crate) deadline: Instant,
+    pub(crate) cpu: Option<Arc<super::CpuGovernor>>,
+    /// This thread's CPU time at the last epoch check.
+    pub(crate) cpu_mark: std::time::Duration,
     pub(crate) status: Option<(StatusState, String)>,
 }
 
