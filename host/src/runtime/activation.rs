@@ -117,7 +117,7 @@ impl<'a> Activation<'a> {
             http: ext.http.clone(),
             deadline: Instant::now() + ext.spec.limits.call_timeout,
             cpu: ext.cpu.clone(),
-            cpu_mark: super::cpu::thread_cpu(),
+            cpu_mark: Instant::now(),
             status: None,
         };
         let mut store = Store::new(&ext.engine, state);
@@ -130,14 +130,13 @@ impl<'a> Activation<'a> {
                 return Ok(UpdateDeadline::Interrupt);
             }
             if let Some(governor) = &data.cpu {
-                let now = super::cpu::thread_cpu();
-                let used = now.saturating_sub(data.cpu_mark);
+                let used = data.cpu_mark.elapsed();
                 if let Some(wait) = governor.charge(used) {
                     std::thread::sleep(
                         wait.min(data.deadline.saturating_duration_since(Instant::now())),
                     );
                 }
-                data.cpu_mark = super::cpu::thread_cpu();
+                data.cpu_mark = Instant::now();
             }
             Ok(UpdateDeadline::Continue(1))
         });
@@ -176,8 +175,10 @@ impl<'a> Activation<'a> {
         };
         let timeout = self.extension.spec.limits.call_timeout;
         live.store.set_epoch_deadline(1);
-        live.store.data_mut().deadline = Instant::now() + timeout;
-        live.store.data_mut().cpu_mark = super::cpu::thread_cpu();
+        let now = Instant::now();
+        let data = live.store.data_mut();
+        data.deadline = now + timeout;
+        data.cpu_mark = now;
         live.store.data_mut().status = None;
 
         let result = {

@@ -26,8 +26,11 @@ pub(crate) struct HostState {
     /// When the current call must end; bounds blocking host calls.
     pub(crate) deadline: Instant,
     pub(crate) cpu: Option<Arc<super::CpuGovernor>>,
-    /// This thread's CPU time at the last epoch check.
-    pub(crate) cpu_mark: std::time::Duration,
+    /// When the guest last started running, or was last charged for.
+    /// Guest execution between epoch checks is charged as wall time: a
+    /// thread CPU clock costs a system call per guest call, wall time a
+    /// vDSO read, and it can only be stricter.
+    pub(crate) cpu_mark: Instant,
     pub(crate) status: Option<(StatusState, String)>,
 }
 
