@@ -557,3 +557,40 @@ fn connect_killed_after_creating_the_resource_is_rolled_back_by_the_next_connect
     );
     Ok(())
 }
+
+#[test]
+fn show_reports_the_last_heartbeat_and_the_last_error() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin = cloud.config_file("administrator")?;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let failed = connect(h, &admin, &["--service-principal-secret", "wrong"])?;
+    assert_eq!(failed.status.code(), Some(12));
+    let show: Value = serde_json::from_slice(&tether(h).args(["--json", "show"]).output()?.stdout)?;
+    assert_eq!(show["lastError"]["code"], "bad-credentials", "{show}");
+    assert!(
+        show["lastError"]["time"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert!(show["lastHeartbeat"].is_null());
+    assert!(
+        connect(h, &admin, &["--resource-name", "hb-1"])?
+            .status
+            .success()
+    );
+    let show: Value = serde_json::from_slice(&tether(h).args(["--json", "show"]).output()?.stdout)?;
+    assert!(
+        show["lastHeartbeat"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")),
+        "{show}"
+    );
+    assert_eq!(
+        show["portalLink"]
+            .as_str()
+            .map(|l| l.contains(show["resourceId"].as_str().unwrap_or("?"))),
+        Some(true)
+    );
+    Ok(())
+}

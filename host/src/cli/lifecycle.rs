@@ -201,6 +201,12 @@ fn resolve_sign_in(
     SignIn::from_flags(flags).map_err(|e| coded(Exit::Usage, format!("{e:#}")))
 }
 
+/// Keeps the failure for `show`'s last error.
+fn record(state: &StateRoot, e: &anyhow::Error) {
+    let code = super::Exit::of(e).name();
+    crate::lifecycle::status::record_error(state, code, &format!("{e:#}"));
+}
+
 fn say(out: &Output) -> impl FnMut(&str) + '_ {
     move |text: &str| out.note(text)
 }
@@ -249,8 +255,9 @@ pub fn run_connect(out: &Output, mut args: ConnectArgs) -> anyhow::Result<Exit> 
     let settings = SettingsStore::new(&state).load()?;
     let mut request = request;
     request.sign_in = resolve_sign_in(&args.sign_in, &state, &settings)?;
-    let registration =
-        connect(&state, &settings, request, &mut say(out)).map_err(lifecycle_error)?;
+    let registration = connect(&state, &settings, request, &mut say(out))
+        .map_err(lifecycle_error)
+        .inspect_err(|e| record(&state, e))?;
     if out.is_json() {
         out.json(&registration);
     } else {
@@ -311,7 +318,8 @@ pub fn run_disconnect(out: &Output, mut args: DisconnectArgs) -> anyhow::Result<
         },
         &mut say(out),
     )
-    .map_err(lifecycle_error)?;
+    .map_err(lifecycle_error)
+    .inspect_err(|e| record(&state, e))?;
     if out.is_json() {
         out.json(&json!({"disconnected": true, "resourceDeleted": plan.resource, "removed": plan.local_files}));
     } else {
@@ -332,6 +340,7 @@ pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
     let registration = Registration::load(&state)?;
     let settings = SettingsStore::new(&state).load().ok().unwrap_or_default();
     let proxy = ProxyPolicy::from_settings(&settings);
+    let agent = crate::lifecycle::status::load(&state);
     let mut view = json!({
         "status": if registration.is_some() { "Connected" } else { "Not connected" },
         "agentVersion": env!("CARGO_PKG_VERSION"),
@@ -340,6 +349,8 @@ pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
         "proxy": proxy.url,
         "proxyBypass": proxy.bypass.iter().map(|s| s.name()).collect::<Vec<_>>(),
         "dependentServices": {"tether": "not running"},
+        "lastHeartbeat": agent.last_heartbeat.map(rfc3339),
+        "lastError": agent.last_error.as_ref().map(|e| json!({"code": e.code, "details": e.details, "time": rfc3339(e.time)})),
         "extensions": [],
     });
     if let Some(r) = &registration {
@@ -401,6 +412,11 @@ pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Success)
+}
+
+fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
 }
 
 pub fn run_genkey(out: &Output) -> anyhow::Result<Exit> {

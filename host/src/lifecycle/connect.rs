@@ -218,6 +218,7 @@ pub fn connect(
         return Err(LifecycleError::IdentityFailed(format!("the machine resource was created but its identity could not be confirmed, so it was removed again: {e:#}")).into());
     }
     journal.done("identity-confirmed")?;
+    super::status::record_heartbeat(state);
 
     let registration = Registration {
         resource_id: created.id.clone(),

@@ -177,6 +177,7 @@ pub fn disconnect(
         }
     }
     remove_if_exists(&state.path().join("login.json"))?;
+    super::status::forget_heartbeat(state);
     journal.done("local-removed")?;
     journal.finish()?;
     Ok(plan)

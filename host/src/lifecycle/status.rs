@@ -1,0 +1,61 @@
+//! What `show` reports about the agent's recent life: its last heartbeat
+//! and its last error. Public (no secrets: errors never carry them).
+
+use crate::state::{Access, StateRoot, write_atomic};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    pub last_heartbeat: Option<u64>,
+    pub last_error: Option<LastError>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    pub code: String,
+    pub details: String,
+    pub time: u64,
+}
+
+fn path(state: &StateRoot) -> std::path::PathBuf {
+    state.path().join("agent-status.json")
+}
+
+pub fn load(state: &StateRoot) -> AgentStatus {
+    std::fs::read(path(state))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save(state: &StateRoot, status: &AgentStatus) {
+    // Best effort: failing to record status must not fail the operation.
+    if let Ok(bytes) = serde_json::to_vec_pretty(status) {
+        let _ = write_atomic(&path(state), &bytes, Access::Public);
+    }
+}
+
+pub fn record_heartbeat(state: &StateRoot) {
+    let mut status = load(state);
+    status.last_heartbeat = Some(crate::util::now());
+    save(state, &status);
+}
+
+pub fn record_error(state: &StateRoot, code: &str, details: &str) {
+    let mut status = load(state);
+    status.last_error = Some(LastError {
+        code: code.into(),
+        details: details.into(),
+        time: crate::util::now(),
+    });
+    save(state, &status);
+}
+
+/// A disconnected machine has no heartbeat to show.
+pub fn forget_heartbeat(state: &StateRoot) {
+    let mut status = load(state);
+    status.last_heartbeat = None;
+    save(state, &status);
+}
