@@ -351,7 +351,7 @@ pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
         "dependentServices": {"tether": "not running"},
         "lastHeartbeat": agent.last_heartbeat.map(rfc3339),
         "lastError": agent.last_error.as_ref().map(|e| json!({"code": e.code, "details": e.details, "time": rfc3339(e.time)})),
-        "extensions": [],
+        "extensions": crate::extensions::manager::installed(&state).iter().map(|e| json!({"id": e.id, "version": e.version, "enabled": e.enabled, "state": e.state})).collect::<Vec<_>>(),
     });
     if let Some(r) = &registration {
         for (k, v) in [

@@ -76,6 +76,28 @@ fn journal_name(id: &str) -> String {
     format!("extension-{}", id.to_ascii_lowercase().replace('/', "--"))
 }
 
+/// The installed extensions' records, read without starting a runtime
+/// (for `show`, which runs without root).
+pub fn installed(state: &StateRoot) -> Vec<Installed> {
+    let root = state.path().join("extensions");
+    let mut all = Vec::new();
+    for publisher in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for ext in std::fs::read_dir(publisher.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(bytes) = std::fs::read(ext.path().join("state.json"))
+                && let Ok(record) = serde_json::from_slice::<Installed>(&bytes)
+            {
+                all.push(record);
+            }
+        }
+    }
+    all.sort_by_key(|e| e.id.to_ascii_lowercase());
+    all
+}
+
 impl Manager {
     pub fn new(state: StateRoot) -> Result<Self> {
         // A broken settings file must not block removal: the default share applies.
@@ -95,23 +117,7 @@ impl Manager {
 
     /// Every installed extension, sorted by id.
     pub fn list(&self) -> Result<Vec<Installed>> {
-        let root = self.state.path().join("extensions");
-        let mut all = Vec::new();
-        for publisher in std::fs::read_dir(&root).into_iter().flatten().flatten() {
-            for ext in std::fs::read_dir(publisher.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if let Ok(bytes) = std::fs::read(ext.path().join("state.json"))
-                    && let Ok(record) = serde_json::from_slice::<Installed>(&bytes)
-                {
-                    all.push(record);
-                }
-            }
-        }
-        all.sort_by_key(|e| e.id.to_ascii_lowercase());
-        Ok(all)
+        Ok(installed(&self.state))
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Installed>> {
