@@ -795,3 +795,72 @@ fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The author's whole flow with the real tools: `tether-ext` keygen → new →
+/// build → pack → sign → verify, then `tether` trust add → install →
+/// invoke, on a freshly scaffolded extension.
+#[test]
+fn the_full_author_flow_from_new_to_invoke() -> TestResult {
+    let tool = Path::new(env!("CARGO_BIN_EXE_tether"))
+        .with_file_name(format!("tether-ext{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        tool.exists(),
+        "{} is missing: `cargo test --workspace` builds it (or `cargo build -p tether-ext`)",
+        tool.display()
+    );
+    let work = tempfile::tempdir()?;
+    let w = work.path();
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ext-author-test");
+    let run = |args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new(&tool)
+            .current_dir(w)
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "tether-ext {args:?}: {}",
+            stderr(&out)
+        );
+        Ok(stdout(&out).trim().to_string())
+    };
+    let public = run(&["keygen", "--publisher", "Authors"])?;
+    run(&["new", "flow-ext", "--publisher", "Authors"])?;
+    let target = target.display().to_string();
+    run(&["build", "--dir", "flow-ext", "--target-dir", &target])?;
+    let package = run(&["pack", "--dir", "flow-ext", "--target-dir", &target])?;
+    run(&["sign", &package, "--key", "Authors.key"])?;
+    run(&["verify", &package, "--key", &public])?;
+
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let trusted = tether(h)
+        .args([
+            "extension",
+            "trust",
+            "add",
+            "--publisher",
+            "Authors",
+            "--key",
+            &public,
+        ])
+        .output()?;
+    assert!(trusted.status.success(), "{}", stderr(&trusted));
+    let installed = tether(h)
+        .args(["extension", "install"])
+        .arg(w.join(&package))
+        .output()?;
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let invoked = tether(h)
+        .args([
+            "extension",
+            "invoke",
+            "Authors/flow-ext",
+            "echo",
+            "it",
+            "works",
+        ])
+        .output()?;
+    assert!(invoked.status.success(), "{}", stderr(&invoked));
+    assert_eq!(stdout(&invoked), "it works\n");
+    Ok(())
+}
