@@ -305,6 +305,22 @@ fn every_refusal_names_its_check_and_writes_nothing() -> TestResult {
         );
     }
 
+    // Oversize: refused before it is even parsed.
+    let huge = work.path().join("huge.tpkg");
+    std::fs::write(
+        &huge,
+        vec![0u8; (tether_package::ReadLimits::default().package_bytes + 1) as usize],
+    )?;
+    let out = ext(h, &["install", &huge.display().to_string()])?;
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        stderr(&out).contains("refused by the package check")
+            && stderr(&out).contains("more than the"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!h.join("extensions").exists());
+
     let file = write(work.path(), "good.tpkg", &good)?;
     let settings: &[(&[&str], &str)] = &[
         (&["extensions.blocklist", "contoso/hello"], "policy"),
