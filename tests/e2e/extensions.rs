@@ -574,38 +574,6 @@ fn a_crash_during_install_or_update_leaves_a_consistent_machine() -> TestResult 
     Ok(())
 }
 
-fn arm_token(cloud: &Cloud) -> anyhow::Result<String> {
-    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
-    let token: serde_json::Value = http
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            cloud.cloud.url,
-            cloud.tenant()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_id",
-                cloud.demo["administrator"]["clientId"]
-                    .as_str()
-                    .unwrap_or_default(),
-            ),
-            (
-                "client_secret",
-                cloud.demo["administrator"]["secret"]
-                    .as_str()
-                    .unwrap_or_default(),
-            ),
-            ("scope", &format!("{}/.default", cloud.cloud.url)),
-        ])
-        .send()?
-        .json()?;
-    Ok(token["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string())
-}
-
 fn reconcile(home: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let out = tether(home)
         .args(["--json", "extension", "reconcile"])
@@ -779,7 +747,7 @@ fn reconciliation_installs_reconfigures_updates_refuses_and_removes() -> TestRes
             "{}{machine_id}/extensions/inv?api-version=2024-07-10",
             cloud.cloud.url
         ))
-        .bearer_auth(arm_token(&cloud)?)
+        .bearer_auth(cloud.admin_arm_token()?)
         .send()?;
     assert_eq!(deleted.status(), 202);
     let done = reconcile(h)?;

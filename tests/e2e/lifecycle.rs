@@ -206,33 +206,8 @@ fn certificate_and_access_token_sign_ins() -> TestResult {
     assert_gone(home.path(), &cloud)?;
 
     // An access token obtained elsewhere.
-    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
-    let token: Value = http
-        .post(format!(
-            "{}/{}/oauth2/v2.0/token",
-            cloud.cloud.url,
-            cloud.tenant()
-        ))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_id",
-                cloud.demo["administrator"]["clientId"]
-                    .as_str()
-                    .unwrap_or_default(),
-            ),
-            (
-                "client_secret",
-                cloud.demo["administrator"]["secret"]
-                    .as_str()
-                    .unwrap_or_default(),
-            ),
-            ("scope", &format!("{}/.default", cloud.cloud.url)),
-        ])
-        .send()?
-        .json()?;
     let mut target = cloud.target();
-    target["access-token"] = token["access_token"].clone();
+    target["access-token"] = Value::String(cloud.admin_arm_token()?);
     std::fs::write(&file, serde_json::to_vec(&target)?)?;
     let home = tempfile::tempdir()?;
     let out = connect(home.path(), &file, &["--resource-name", "token-1"])?;

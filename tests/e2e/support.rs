@@ -273,6 +273,34 @@ impl Cloud {
         Ok(path)
     }
 
+    /// An ARM access token for the demo administrator, obtained the way
+    /// any client would (for `--access-token` and direct ARM calls).
+    pub fn admin_arm_token(&self) -> anyhow::Result<String> {
+        let admin = &self.demo["administrator"];
+        let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+        let token: serde_json::Value = http
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                self.cloud.url,
+                self.tenant()
+            ))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", admin["clientId"].as_str().unwrap_or_default()),
+                (
+                    "client_secret",
+                    admin["secret"].as_str().unwrap_or_default(),
+                ),
+                ("scope", &format!("{}/.default", self.cloud.url)),
+            ])
+            .send()?
+            .json()?;
+        token["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("no token: {token}"))
+    }
+
     /// The machines tether-cloud holds, with their extensions.
     pub fn machines(&self) -> anyhow::Result<Vec<serde_json::Value>> {
         let v = self.cloud.admin()?.get("/machines")?;

@@ -380,19 +380,24 @@ struct ApproveBody {
     username: String,
 }
 
+/// The object id of the user named `username`.
+fn user_object_id(cloud: &Cloud, username: &str) -> Result<String> {
+    cloud
+        .read(|m| {
+            m.users
+                .values()
+                .find(|u| u.username.eq_ignore_ascii_case(username))
+                .map(|u| u.object_id.clone())
+        })
+        .ok_or_else(|| bad(format!("no user {username}")))
+}
+
 async fn approve_device_code(
     State(cloud): State<Arc<Cloud>>,
     Path(code): Path<String>,
     Json(body): Json<ApproveBody>,
 ) -> Result<Response> {
-    let object_id = cloud
-        .read(|m| {
-            m.users
-                .values()
-                .find(|u| u.username.eq_ignore_ascii_case(&body.username))
-                .map(|u| u.object_id.clone())
-        })
-        .ok_or_else(|| bad(format!("no user {}", body.username)))?;
+    let object_id = user_object_id(&cloud, &body.username)?;
     if settle_device_code(&cloud, &code, Some(object_id)) {
         Ok(Json(json!({"approved": code})).into_response())
     } else {
@@ -422,14 +427,7 @@ async fn approve_sign_in(
     Path(id): Path<String>,
     Json(body): Json<ApproveBody>,
 ) -> Result<Response> {
-    let object_id = cloud
-        .read(|m| {
-            m.users
-                .values()
-                .find(|u| u.username.eq_ignore_ascii_case(&body.username))
-                .map(|u| u.object_id.clone())
-        })
-        .ok_or_else(|| bad(format!("no user {}", body.username)))?;
+    let object_id = user_object_id(&cloud, &body.username)?;
     if crate::identity::settle_sign_in(&cloud, &id, Some(object_id)) {
         Ok(Json(json!({"approved": id})).into_response())
     } else {
