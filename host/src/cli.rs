@@ -4,14 +4,14 @@
 
 mod check;
 mod config;
-mod exit;
 mod extension;
 mod lifecycle;
 mod output;
+mod service;
 mod support;
 mod version;
 
-pub use exit::Exit;
+pub use crate::exit::{self, Exit};
 
 use clap::{Parser, Subcommand};
 use output::Output;
@@ -77,6 +77,9 @@ pub enum Command {
     /// Work with extensions.
     #[command(subcommand)]
     Extension(extension::ExtensionCommand),
+    /// The host service: run it, register it with the OS, see its status.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
 }
 
 /// Runs the command line and returns the process's exit code.
@@ -93,7 +96,13 @@ pub fn main() -> ExitCode {
             return code.into();
         }
     };
-    init_logging(cli.global.verbose.max(u8::from(cli.global.log_stderr)));
+    // The service sets up its own logging (a rotating file and stderr).
+    if !matches!(
+        cli.command,
+        Command::Service(service::ServiceCommand::Run(_))
+    ) {
+        init_logging(cli.global.verbose.max(u8::from(cli.global.log_stderr)));
+    }
     let out = Output::new(cli.global.json);
     let result = match cli.command {
         Command::Version => version::run(&out),
@@ -109,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Config(command) => config::run(&out, command),
         Command::Check(args) => check::run(&out, args),
         Command::Extension(command) => extension::run(&out, command),
+        Command::Service(command) => service::run(&out, command, cli.global.verbose),
     };
     match result {
         Ok(code) => code.into(),
@@ -117,6 +127,21 @@ pub fn main() -> ExitCode {
             out.error(code, &error);
             code.into()
         }
+    }
+}
+
+/// Refuses `what` unless this process runs as root (administrator).
+fn require_admin(what: &str) -> anyhow::Result<()> {
+    if crate::platform::is_admin() {
+        Ok(())
+    } else {
+        Err(exit::coded(
+            Exit::NotAdmin,
+            format!(
+                "`{what}` needs root or administrator rights: {}",
+                crate::platform::NEEDS_ADMIN
+            ),
+        ))
     }
 }
 

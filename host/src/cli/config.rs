@@ -1,11 +1,10 @@
 //! `tether config …`.
 
 use super::exit::coded;
-use super::{Exit, Output};
+use super::{Exit, Output, require_admin};
 use crate::cloud::ProxyPolicy;
 use crate::cloud::proxy::ProxySource;
 use crate::config::{Edit, PROPERTIES, SettingsStore, find};
-use crate::platform::{NEEDS_ADMIN, is_admin};
 use crate::state::StateRoot;
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
@@ -62,40 +61,54 @@ pub fn run(out: &Output, command: ConfigCommand) -> anyhow::Result<Exit> {
                 Edit::Replace
             };
             let settings = store.set(&key, &value, edit)?;
-            show_one(out, &key, &settings)
+            let applied = tell_service(out);
+            show_one(out, &key, &settings, applied)
         }
         ConfigCommand::Clear { key } => {
             require_admin("tether config clear")?;
             let settings = store.clear(&key)?;
-            show_one(out, &key, &settings)
+            let applied = tell_service(out);
+            show_one(out, &key, &settings, applied)
         }
         ConfigCommand::Info { key } => info(out, key.as_deref()),
     }
 }
 
-fn require_admin(what: &str) -> anyhow::Result<()> {
-    if is_admin() {
-        Ok(())
-    } else {
-        Err(coded(
-            Exit::NotAdmin,
-            format!(
-                "`{what}` changes the machine's settings and needs root or administrator rights: {NEEDS_ADMIN}"
-            ),
-        ))
+/// Tells a running service to reload; whether one did. The change is
+/// written either way: a service that is not running reads it at start.
+fn tell_service(out: &Output) -> bool {
+    let state = crate::state::StateRoot::from_env();
+    let reload = crate::service::control::Request::Reload;
+    match crate::service::control::client::ask(&state, &reload, &mut |_| {}) {
+        Ok(Some(_)) => true,
+        Ok(None) => false,
+        Err(e) => {
+            out.note(format_args!(
+                "warning: the setting is saved, but the running service did not take it: {e:#}"
+            ));
+            false
+        }
     }
 }
 
-fn show_one(out: &Output, key: &str, settings: &crate::config::Settings) -> anyhow::Result<Exit> {
+fn show_one(
+    out: &Output,
+    key: &str,
+    settings: &crate::config::Settings,
+    applied_by_service: bool,
+) -> anyhow::Result<Exit> {
     let property = find(key).map_err(|e| coded(Exit::Usage, e))?;
     if out.is_json() {
-        out.json(&json!({"key": property.key, "value": property.get(settings)}));
+        out.json(&json!({"key": property.key, "value": property.get(settings), "appliedByService": applied_by_service}));
     } else {
         out.line(format_args!(
             "{} = {}",
             property.key,
             property.text(settings)
         ));
+        if applied_by_service {
+            out.note("the running service applied it");
+        }
     }
     Ok(Exit::Success)
 }

@@ -1,7 +1,7 @@
 //! `tether extension …`.
 
 use super::exit::coded;
-use super::{Exit, Output};
+use super::{Exit, Output, require_admin};
 use crate::extensions::dev::{self, RunLocal, RunLocalReport};
 use crate::runtime::{
     CacheOutcome, HostPattern, LogRecord, LogSource, log_level_name, status_name,
@@ -220,20 +220,6 @@ pub enum TrustCommand {
     },
 }
 
-fn require_admin(what: &str) -> anyhow::Result<()> {
-    if crate::platform::is_admin() {
-        Ok(())
-    } else {
-        Err(coded(
-            Exit::NotAdmin,
-            format!(
-                "`{what}` needs root or administrator rights: {}",
-                crate::platform::NEEDS_ADMIN
-            ),
-        ))
-    }
-}
-
 fn manager_error(e: anyhow::Error) -> anyhow::Error {
     if e.downcast_ref::<crate::extensions::admission::Refusal>()
         .is_some()
@@ -427,12 +413,35 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
         }
         ManageCommand::Invoke { id, command, args } => {
             require_admin("tether extension invoke")?;
-            let outcome = Manager::new(state)?.invoke(&id, &command, &args)?;
+            // The running service hosts the extensions: it runs the command.
+            let request = crate::service::control::Request::Invoke {
+                id: id.clone(),
+                command: command.clone(),
+                args: args.clone(),
+            };
+            let result = match crate::service::control::client::ask(&state, &request, &mut |_| {})?
+            {
+                Some(answer) => answer,
+                None => {
+                    let outcome = Manager::new(state)?.invoke(&id, &command, &args)?;
+                    serde_json::to_value(crate::service::InvokeResult::from(outcome))?
+                }
+            };
             if out.is_json() {
-                out.json(&json!({"output": outcome.output, "logs": outcome.logs}));
+                out.json(&result);
             } else {
-                print_logs(out, &id, &outcome.logs);
-                if let Some(o) = outcome.output {
+                for record in result["logs"].as_array().into_iter().flatten() {
+                    let source = match record["source"].as_str().unwrap_or("log") {
+                        "log" => String::new(),
+                        other => format!(" {other}"),
+                    };
+                    out.note(format_args!(
+                        "[{id}]{source} {}: {}",
+                        record["level"].as_str().unwrap_or("info"),
+                        record["message"].as_str().unwrap_or_default()
+                    ));
+                }
+                if let Some(o) = result["output"].as_str() {
                     out.line(o);
                 }
             }

@@ -1,14 +1,15 @@
 //! `tether connect`, `disconnect`, `show`, `genkey`.
 
 use super::exit::coded;
-use super::{Exit, Output};
+use super::{Exit, Output, require_admin};
 use crate::auth::{AuthFailure, SignIn, SignInFlags};
 use crate::cloud::ProxyPolicy;
 use crate::config::SettingsStore;
 use crate::lifecycle::connect::{ConnectRequest, connect, parse_tags};
 use crate::lifecycle::disconnect::{DisconnectRequest, disconnect, plan};
 use crate::lifecycle::{LifecycleError, Registration, machine_key};
-use crate::platform::{NEEDS_ADMIN, is_admin};
+use crate::service::control::Request;
+use crate::service::control::client::{Connection, Unreachable, ask};
 use crate::state::StateRoot;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -153,17 +154,6 @@ fn require<'a>(value: &'a Option<String>, flag: &str) -> anyhow::Result<&'a str>
         })
 }
 
-fn require_admin(what: &str) -> anyhow::Result<()> {
-    if is_admin() {
-        Ok(())
-    } else {
-        Err(coded(
-            Exit::NotAdmin,
-            format!("`{what}` needs root or administrator rights: {NEEDS_ADMIN}"),
-        ))
-    }
-}
-
 /// Maps library errors to exit codes.
 fn lifecycle_error(e: anyhow::Error) -> anyhow::Error {
     let code = if let Some(l) = e.downcast_ref::<LifecycleError>() {
@@ -205,6 +195,15 @@ fn resolve_sign_in(
 fn record(state: &StateRoot, e: &anyhow::Error) {
     let code = super::Exit::of(e).name();
     crate::lifecycle::status::record_error(state, code, &format!("{e:#}"));
+}
+
+/// The service's state as `show` reports it.
+fn service_state(state: &StateRoot) -> &'static str {
+    match Connection::open(state) {
+        Ok(_) => "running",
+        Err(Unreachable::NotRunning) => "not running",
+        Err(Unreachable::Denied) => "running (its details need root or the tether group)",
+    }
 }
 
 fn say(out: &Output) -> impl FnMut(&str) + '_ {
@@ -258,6 +257,9 @@ pub fn run_connect(out: &Output, mut args: ConnectArgs) -> anyhow::Result<Exit> 
     let registration = connect(&state, &settings, request, &mut say(out))
         .map_err(lifecycle_error)
         .inspect_err(|e| record(&state, e))?;
+    // A running service starts heartbeating and reconciling now rather
+    // than on its next tick.
+    let _ = ask(&state, &Request::Heartbeat, &mut |_| {});
     if out.is_json() {
         out.json(&registration);
     } else {
@@ -309,6 +311,39 @@ pub fn run_disconnect(out: &Output, mut args: DisconnectArgs) -> anyhow::Result<
     } else {
         Some(resolve_sign_in(&args.sign_in, &state, &settings)?)
     };
+    if let Some(registration) = &registration
+        && let Ok(service) = Connection::open(&state)
+    {
+        // The service hosts the extensions, so it removes them: sign in
+        // here (prompts show here) and hand it the token.
+        let arm_token = match &sign_in {
+            Some(sign_in) => Some(
+                crate::auth::arm_token(
+                    sign_in,
+                    &registration.endpoints,
+                    &ProxyPolicy::from_settings(&settings),
+                    registration.ca_pem(),
+                    &mut say(out),
+                )
+                .map_err(lifecycle_error)?,
+            ),
+            None => None,
+        };
+        out.note("the service is running: it carries out the disconnect");
+        let answer = service
+            .call(
+                &Request::Disconnect {
+                    arm_token,
+                    force_local_only: args.force_local_only,
+                },
+                &mut say(out),
+            )
+            .inspect_err(|e| record(&state, e))?;
+        let resource = answer["resource"].as_str().map(str::to_string);
+        let removed: Vec<PathBuf> = serde_json::from_value(answer["localFiles"].clone())?;
+        print_disconnected(out, resource.as_deref(), &removed);
+        return Ok(Exit::Success);
+    }
     let plan = disconnect(
         &state,
         &settings,
@@ -320,10 +355,15 @@ pub fn run_disconnect(out: &Output, mut args: DisconnectArgs) -> anyhow::Result<
     )
     .map_err(lifecycle_error)
     .inspect_err(|e| record(&state, e))?;
+    print_disconnected(out, plan.resource.as_deref(), &plan.local_files);
+    Ok(Exit::Success)
+}
+
+fn print_disconnected(out: &Output, resource: Option<&str>, removed: &[PathBuf]) {
     if out.is_json() {
-        out.json(&json!({"disconnected": true, "resourceDeleted": plan.resource, "removed": plan.local_files}));
+        out.json(&json!({"disconnected": true, "resourceDeleted": resource, "removed": removed}));
     } else {
-        match &plan.resource {
+        match resource {
             Some(r) => out.line(format_args!(
                 "Disconnected: {r} is deleted and the local registration removed."
             )),
@@ -332,7 +372,6 @@ pub fn run_disconnect(out: &Output, mut args: DisconnectArgs) -> anyhow::Result<
             ),
         }
     }
-    Ok(Exit::Success)
 }
 
 pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
@@ -348,7 +387,7 @@ pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
         "logFile": state.path().join("logs").join("tether.log"),
         "proxy": proxy.url,
         "proxyBypass": proxy.bypass.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        "dependentServices": {"tether": "not running"},
+        "dependentServices": {"tether": service_state(&state)},
         "lastHeartbeat": agent.last_heartbeat.map(rfc3339),
         "lastError": agent.last_error.as_ref().map(|e| json!({"code": e.code, "details": e.details, "time": rfc3339(e.time)})),
         "extensions": crate::extensions::manager::installed(&state).iter().map(|e| json!({"id": e.id, "version": e.version, "enabled": e.enabled, "state": e.state})).collect::<Vec<_>>(),
@@ -506,8 +545,18 @@ pub fn run_reset(out: &Output, mut args: ResetArgs) -> anyhow::Result<Exit> {
             .map_err(lifecycle_error)?,
         )
     };
-    let exe = std::env::current_exe()?;
-    let started = reset::start(&state, token, &exe).map_err(lifecycle_error)?;
+    // The running service hosts the extensions, so it runs the reset.
+    let in_service = ask(
+        &state,
+        &Request::Reset {
+            arm_token: token.clone(),
+        },
+        &mut say(out),
+    )?;
+    let started = match in_service {
+        Some(answer) => serde_json::from_value(answer)?,
+        None => reset::start(&state, token, &std::env::current_exe()?).map_err(lifecycle_error)?,
+    };
     if !args.wait {
         if out.is_json() {
             out.json(&started);

@@ -6,8 +6,51 @@ use super::proxy::{ProxyPolicy, client};
 use crate::config::ProxyService;
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
+use std::time::Duration;
 use tether_cloud_api::agent::{HeartbeatRequest, HeartbeatResponse};
 use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, OAuthError, TokenResponse};
+
+/// The cloud asked the agent to wait before trying again (429 or 503 with
+/// `Retry-After`). Found in an error's chain by the service's backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("the cloud asked to wait {}s before trying again", .0.as_secs())]
+pub struct RetryAfter(pub Duration);
+
+/// The error for a refused response, carrying its `Retry-After` if any.
+fn refused(response: reqwest::blocking::Response, what: &str) -> anyhow::Error {
+    let status = response.status();
+    let wait = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.text().unwrap_or_default();
+    let error = anyhow::anyhow!("{what} ({status}): {}", body.trim());
+    match wait {
+        Some(wait) => error.context(RetryAfter(wait)),
+        None => error,
+    }
+}
+
+/// The `Retry-After` the cloud sent with this error, if any.
+pub fn retry_after(error: &anyhow::Error) -> Option<Duration> {
+    error
+        .chain()
+        .find_map(|e| e.downcast_ref::<RetryAfter>())
+        .map(|r| r.0)
+}
+
+/// The machine identity whose tokens are asked for.
+#[derive(Clone, Copy)]
+pub struct MachineIdentity<'a> {
+    pub endpoints: &'a Endpoints,
+    pub proxy: &'a ProxyPolicy,
+    pub ca_pem: Option<&'a [u8]>,
+    pub tenant: &'a str,
+    pub principal_id: &'a str,
+    pub key: &'a SigningKey,
+}
 
 /// A token for the agent service, for the machine whose identity is
 /// `principal_id` in `tenant`.
@@ -19,31 +62,49 @@ pub fn machine_token(
     principal_id: &str,
     key: &SigningKey,
 ) -> Result<String> {
-    let token_url = endpoints
-        .login
-        .join(&format!("{tenant}/oauth2/v2.0/token"))
-        .context("bad login endpoint")?;
     let audience = endpoints
         .audiences
         .get(1)
         .cloned()
         .unwrap_or_else(|| endpoints.agent_service.to_string());
-    let scope = format!("{}/.default", audience.trim_end_matches('/'));
+    let identity = MachineIdentity {
+        endpoints,
+        proxy,
+        ca_pem,
+        tenant,
+        principal_id,
+        key,
+    };
+    Ok(token_for(&identity, &audience)?.access_token)
+}
+
+/// A token for `resource` (an audience such as ARM's), signed in as the
+/// machine with a client assertion made with its key.
+pub fn token_for(identity: &MachineIdentity<'_>, resource: &str) -> Result<TokenResponse> {
+    let token_url = identity
+        .endpoints
+        .login
+        .join(&format!("{}/oauth2/v2.0/token", identity.tenant))
+        .context("bad login endpoint")?;
+    let scope = format!("{}/.default", resource.trim_end_matches('/'));
     let jti = hex::encode(crate::util::random_bytes::<16>());
     let assertion = tether_cloud_api::jwt::client_assertion(
-        principal_id,
+        identity.principal_id,
         token_url.as_str(),
-        key,
+        identity.key,
         None,
         crate::util::now(),
         &jti,
     );
-    let http = client(&proxy.route(ProxyService::Aad, &token_url), ca_pem)?;
+    let http = client(
+        &identity.proxy.route(ProxyService::Aad, &token_url),
+        identity.ca_pem,
+    )?;
     let response = http
         .post(token_url)
         .form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", principal_id),
+            ("client_id", identity.principal_id),
             ("client_assertion_type", JWT_BEARER_ASSERTION),
             ("client_assertion", &assertion),
             ("scope", &scope),
@@ -51,7 +112,11 @@ pub fn machine_token(
         .send()
         .context("could not reach the identity endpoint")?;
     if response.status().is_success() {
-        return Ok(response.json::<TokenResponse>()?.access_token);
+        return Ok(response.json::<TokenResponse>()?);
+    }
+    let status = response.status();
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return Err(refused(response, "the identity endpoint is unavailable"));
     }
     let e: OAuthError = response
         .json()
@@ -80,11 +145,7 @@ pub fn heartbeat(
         .send()
         .context("could not reach the agent service")?;
     if !response.status().is_success() {
-        let status = response.status();
-        bail!(
-            "the agent service refused the heartbeat ({status}): {}",
-            response.text().unwrap_or_default()
-        );
+        return Err(refused(response, "the agent service refused the heartbeat"));
     }
     Ok(response.json()?)
 }

@@ -63,8 +63,23 @@ fn save(state: &StateRoot, status: &ResetStatus) -> Result<()> {
     )
 }
 
-/// Starts a reset in the background with an ARM token (`None`: local only).
+/// Starts a reset in a background process with an ARM token (`None`:
+/// local only).
 pub fn start(state: &StateRoot, token: Option<String>, exe: &Path) -> Result<ResetStatus> {
+    let status = prepare(state, token)?;
+    std::process::Command::new(exe)
+        .args(["reset", "--run-operation", &status.id])
+        .env(crate::state::HOME_ENV, state.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("could not start the background reset")?;
+    Ok(status)
+}
+
+/// Records a new reset operation (and its token) for [`run`] to carry out.
+pub fn prepare(state: &StateRoot, token: Option<String>) -> Result<ResetStatus> {
     if Registration::load(state)?.is_none()
         && super::journal::pending(state, "disconnect")?.is_none()
     {
@@ -92,14 +107,6 @@ pub fn start(state: &StateRoot, token: Option<String>, exe: &Path) -> Result<Res
     if let Some(token) = token {
         write_atomic(&token_path(state, &id), token.as_bytes(), Access::Private)?;
     }
-    std::process::Command::new(exe)
-        .args(["reset", "--run-operation", &id])
-        .env(crate::state::HOME_ENV, state.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("could not start the background reset")?;
     Ok(status)
 }
 

@@ -1,7 +1,9 @@
 //! Stable exit codes. Scripts depend on these numbers: never renumber one,
 //! only add. The table is in the README.
 
+use crate::auth::AuthFailure;
 use crate::config::ConfigError;
+use crate::lifecycle::LifecycleError;
 use crate::runtime::GuestError;
 use std::process::ExitCode;
 
@@ -37,6 +39,8 @@ pub enum Exit {
     NameTaken = 15,
     /// The machine identity could not be confirmed.
     IdentityFailed = 16,
+    /// The host service is not running (for commands that need it).
+    ServiceNotRunning = 17,
     /// The extension returned an error of its own.
     ExtensionError = 20,
     /// The host stopped the extension: timeout, memory limit, stack
@@ -66,6 +70,20 @@ impl Exit {
                 ConfigError::Io { .. } => Exit::Failure,
             };
         }
+        if let Some(lifecycle) = error.downcast_ref::<LifecycleError>() {
+            return match lifecycle {
+                LifecycleError::AlreadyConnected(_) => Exit::AlreadyConnected,
+                LifecycleError::NotConnected => Exit::NotConnected,
+                LifecycleError::NameTaken(_) => Exit::NameTaken,
+                LifecycleError::ArmCreateFailed(_) => Exit::ArmCreateFailed,
+                LifecycleError::ArmDeleteFailed(_) => Exit::ArmDeleteFailed,
+                LifecycleError::IdentityFailed(_) => Exit::IdentityFailed,
+                LifecycleError::Network(_) => Exit::Network,
+            };
+        }
+        if error.downcast_ref::<AuthFailure>().is_some() {
+            return Exit::BadCredentials;
+        }
         if let Some(guest) = error.downcast_ref::<GuestError>() {
             return if guest.kind.is_trap() {
                 Exit::ExtensionStopped
@@ -74,6 +92,30 @@ impl Exit {
             };
         }
         Exit::Failure
+    }
+
+    /// The exit code with this number (an answer from the service).
+    pub fn from_code(code: u8) -> Exit {
+        match code {
+            0 => Exit::Success,
+            2 => Exit::Usage,
+            3 => Exit::BadInput,
+            4 => Exit::NotAdmin,
+            5 => Exit::BadConfig,
+            6 => Exit::Network,
+            7 => Exit::Refused,
+            10 => Exit::AlreadyConnected,
+            11 => Exit::NotConnected,
+            12 => Exit::BadCredentials,
+            13 => Exit::ArmCreateFailed,
+            14 => Exit::ArmDeleteFailed,
+            15 => Exit::NameTaken,
+            16 => Exit::IdentityFailed,
+            17 => Exit::ServiceNotRunning,
+            20 => Exit::ExtensionError,
+            21 => Exit::ExtensionStopped,
+            _ => Exit::Failure,
+        }
     }
 
     /// A short, stable name for `--json` errors.
@@ -94,6 +136,7 @@ impl Exit {
             Exit::ArmDeleteFailed => "arm-delete-failed",
             Exit::NameTaken => "name-taken",
             Exit::IdentityFailed => "identity-failed",
+            Exit::ServiceNotRunning => "service-not-running",
             Exit::ExtensionError => "extension-error",
             Exit::ExtensionStopped => "extension-stopped",
         }

@@ -1,0 +1,180 @@
+//! The service's side: accept connections, read one request, run it on a
+//! blocking thread (the library is synchronous), stream the replies.
+
+use super::{MAX_REQUEST_BYTES, Reply, Request};
+use crate::exit::Exit;
+use anyhow::Result;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+/// Runs one request; `progress` reports steps as they happen.
+pub type Handler = Arc<dyn Fn(Request, &dyn Fn(&str)) -> Result<Value> + Send + Sync>;
+
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: S, handler: Handler) {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES));
+    let replies = match reader.read_line(&mut line).await {
+        Ok(0) => return,
+        Ok(_) => match serde_json::from_str::<Request>(&line) {
+            Ok(request) => run(request, handler),
+            Err(e) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                let _ = tx.send(Reply::Failed {
+                    exit_code: Exit::Usage as u8,
+                    message: format!("the service did not understand the request: {e}; is the CLI the same version as the service?"),
+                });
+                rx
+            }
+        },
+        Err(e) => {
+            tracing::debug!("a control connection failed: {e}");
+            return;
+        }
+    };
+    let mut replies = replies;
+    while let Some(reply) = replies.recv().await {
+        let Ok(mut bytes) = serde_json::to_vec(&reply) else {
+            break;
+        };
+        bytes.push(b'\n');
+        if write.write_all(&bytes).await.is_err() {
+            // The CLI went away; the operation runs to its end regardless.
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+fn run(request: Request, handler: Handler) -> tokio::sync::mpsc::UnboundedReceiver<Reply> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::task::spawn_blocking(move || {
+        let progress = |text: &str| {
+            let _ = tx.send(Reply::Progress(text.to_string()));
+        };
+        let reply = match handler(request, &progress) {
+            Ok(value) => Reply::Done(value),
+            Err(error) => Reply::Failed {
+                exit_code: Exit::of(&error) as u8,
+                message: format!("{error:#}"),
+            },
+        };
+        let _ = tx.send(reply);
+    });
+    rx
+}
+
+pub use imp::{Listener, bind, serve};
+
+#[cfg(unix)]
+mod imp {
+    use super::{Handler, handle};
+    use crate::state::StateRoot;
+    use anyhow::{Context, Result, bail};
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    pub struct Listener {
+        listener: tokio::net::UnixListener,
+        path: PathBuf,
+    }
+
+    impl Drop for Listener {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+
+    /// Binds the socket: directory 0750 and socket 0660, owned by root and
+    /// the `tether` group when that group exists. Must be called inside
+    /// the tokio runtime.
+    pub fn bind(state: &StateRoot) -> Result<Listener> {
+        let path = super::super::socket_path(state);
+        let dir = path.parent().context("the socket path has no directory")?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            bail!(
+                "a Tether service is already running for {} (its control socket {} answers); stop it first",
+                state.path().display(),
+                path.display()
+            );
+        }
+        // A socket left by a service that died.
+        let _ = std::fs::remove_file(&path);
+        let group = crate::platform::tether_group();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
+        let listener = tokio::net::UnixListener::bind(&path)
+            .with_context(|| format!("could not listen on {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(dir, None, Some(gid))?;
+            std::os::unix::fs::chown(&path, None, Some(gid))?;
+        }
+        Ok(Listener { listener, path })
+    }
+
+    pub async fn serve(listener: Listener, handler: Handler) {
+        loop {
+            match listener.listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(handle(stream, handler.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("the control socket could not accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+mod imp {
+    use super::{Handler, handle};
+    use crate::state::StateRoot;
+    use anyhow::{Context, Result};
+    use tokio::net::windows::named_pipe::ServerOptions;
+
+    pub struct Listener {
+        name: String,
+        first: tokio::net::windows::named_pipe::NamedPipeServer,
+    }
+
+    /// Creates the pipe. Its default security grants write access only to
+    /// administrators and LocalSystem (everyone else may only read, which
+    /// is not enough to send a request); remote clients are rejected.
+    pub fn bind(state: &StateRoot) -> Result<Listener> {
+        let name = super::super::pipe_name(state);
+        let first = ServerOptions::new()
+            .first_pipe_instance(true)
+            .reject_remote_clients(true)
+            .create(&name)
+            .with_context(|| {
+                format!("could not create the pipe {name} (is a service already running?)")
+            })?;
+        Ok(Listener { name, first })
+    }
+
+    pub async fn serve(listener: Listener, handler: Handler) {
+        let mut server = listener.first;
+        loop {
+            if let Err(e) = server.connect().await {
+                tracing::warn!("the control pipe could not accept: {e}");
+            }
+            let next = match ServerOptions::new()
+                .reject_remote_clients(true)
+                .create(&listener.name)
+            {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!("the control pipe could not be renewed: {e}");
+                    return;
+                }
+            };
+            let connected = std::mem::replace(&mut server, next);
+            tokio::spawn(handle(connected, handler.clone()));
+        }
+    }
+}

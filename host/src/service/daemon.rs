@@ -1,0 +1,523 @@
+//! `tether service run`: the scheduler (heartbeat, reconcile, settings),
+//! the metadata service and the control socket, until SIGTERM or Ctrl-C.
+//!
+//! The scheduler is one thread that sleeps until the next thing is due or
+//! something wakes it (a control request, a signal): nothing polls tighter
+//! than the heartbeat and reconcile intervals, and failures back off.
+
+use super::backoff::{Backoff, jitter};
+use super::challenge::{self, Challenges};
+use super::control::{Request, server};
+use super::metadata::{self, Metadata};
+use super::rate_limit::RateLimit;
+use super::tokens::TokenCache;
+use super::{LiveStatus, ServiceOptions, notify};
+use crate::auth::SignIn;
+use crate::cloud::ProxyPolicy;
+use crate::cloud::agent::{self, MachineIdentity, retry_after};
+use crate::config::{Settings, SettingsStore};
+use crate::extensions::manager::{Manager, installed};
+use crate::extensions::reconcile;
+use crate::lifecycle::disconnect::{DisconnectRequest, disconnect};
+use crate::lifecycle::{Registration, journal, machine_key, reset, status};
+use crate::state::StateRoot;
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+use tether_cloud_api::agent::{ExtensionSummary, HeartbeatRequest, HeartbeatResponse};
+
+/// What wakes the scheduler before its next due time.
+enum Wake {
+    Stop,
+    Reload,
+    Heartbeat,
+    Reconcile,
+}
+
+struct Service {
+    state: StateRoot,
+    store: SettingsStore,
+    options: ServiceOptions,
+    settings: Arc<RwLock<Settings>>,
+    tokens: Arc<TokenCache>,
+    live: Mutex<LiveStatus>,
+    /// One state-changing operation at a time: reconcile, invoke,
+    /// disconnect, reset.
+    work: Mutex<()>,
+    wake: Mutex<Sender<Wake>>,
+}
+
+/// The running service's wake channel, for stopping it from outside the
+/// scheduler (the Windows Service Control Manager's stop request).
+static STOP: OnceLock<Mutex<Sender<Wake>>> = OnceLock::new();
+
+/// Asks the running service to stop, as SIGTERM does.
+pub fn request_stop() {
+    if let Some(wake) = STOP.get() {
+        let _ = lock(wake).send(Wake::Stop);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs the service in the foreground until it is told to stop.
+pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
+    let store = SettingsStore::new(&state);
+    let settings = store.load()?;
+    let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+    let _ = STOP.set(Mutex::new(wake_tx.clone()));
+    let service = Arc::new(Service {
+        live: Mutex::new(LiveStatus::new(
+            &state,
+            &options,
+            serde_json::to_value(&settings).unwrap_or(Value::Null),
+        )),
+        state: state.clone(),
+        store,
+        options: options.clone(),
+        settings: Arc::new(RwLock::new(settings)),
+        tokens: Arc::new(TokenCache::default()),
+        work: Mutex::new(()),
+        wake: Mutex::new(wake_tx),
+    });
+    tracing::info!(
+        "Tether {} starting (state {}, heartbeat every {}s)",
+        env!("CARGO_PKG_VERSION"),
+        state.path().display(),
+        options.heartbeat_interval.as_secs_f64()
+    );
+    service.resume_journals();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("tether-io")
+        .enable_all()
+        .build()
+        .context("could not start the service's I/O threads")?;
+    let control = runtime.block_on(async { server::bind(&state) })?;
+    let listeners = runtime.block_on(metadata::bind(options.metadata_port))?;
+    let metadata = Arc::new(Metadata {
+        state: state.clone(),
+        settings: service.settings.clone(),
+        tokens: service.tokens.clone(),
+        challenges: Challenges::new(&state.path().join("challenges"), challenge::LIFETIME),
+        limit: RateLimit::new(20, 40),
+    });
+    {
+        let mut live = lock(&service.live);
+        live.metadata_endpoints = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .map(|a| format!("http://{a}"))
+            .collect();
+        tracing::info!(
+            "metadata service on {}; control socket {}",
+            live.metadata_endpoints.join(" and "),
+            live.control
+        );
+    }
+    for listener in listeners {
+        runtime.spawn(metadata::serve(listener, metadata.clone()));
+    }
+    let handler: server::Handler = {
+        let service = service.clone();
+        Arc::new(move |request, progress| service.handle(request, progress))
+    };
+    runtime.spawn(server::serve(control, handler));
+    runtime.spawn(stop_on_signal(lock(&service.wake).clone()));
+
+    notify::ready();
+    notify::status("running");
+    service.schedule(wake_rx);
+
+    tracing::info!("stopping: extensions stop with the service and stay installed");
+    notify::stopping();
+    // Let an operation in flight (a disconnect, say) finish its step.
+    drop(lock(&service.work));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn stop_on_signal(wake: Sender<Wake>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            tracing::error!("could not install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM"); break; }
+                _ = int.recv() => { tracing::info!("interrupted"); break; }
+                _ = hup.recv() => { let _ = wake.send(Wake::Reload); }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("interrupted");
+    }
+    let _ = wake.send(Wake::Stop);
+}
+
+impl Service {
+    fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn wake(&self, wake: Wake) {
+        let _ = lock(&self.wake).send(wake);
+    }
+
+    /// Finishes what a crash interrupted, where that needs no sign-in.
+    fn resume_journals(&self) {
+        // Extension installs and updates recover as the manager starts.
+        if let Err(e) = Manager::new(self.state.clone()) {
+            tracing::error!("could not recover the extensions' journals: {e:#}");
+        }
+        match journal::pending(&self.state, "disconnect") {
+            Ok(Some(entry)) if entry.has("resource-deleted") => {
+                tracing::info!(
+                    "finishing a disconnect that was interrupted after the resource was deleted"
+                );
+                let request = DisconnectRequest {
+                    sign_in: None,
+                    force_local_only: true,
+                };
+                let mut say = |text: &str| tracing::info!("{text}");
+                if let Err(e) = disconnect(&self.state, &self.settings(), request, &mut say) {
+                    tracing::error!("could not finish the interrupted disconnect: {e:#}");
+                }
+            }
+            Ok(Some(_)) => tracing::warn!(
+                "a disconnect was interrupted before the machine resource was deleted; run `tether disconnect` to finish it"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!("could not read the disconnect journal: {e:#}"),
+        }
+        if let Ok(Some(_)) = journal::pending(&self.state, "connect") {
+            tracing::warn!(
+                "a connect was interrupted; run `tether connect` again to roll it back or finish it"
+            );
+        }
+    }
+
+    /// The scheduler loop; returns when told to stop.
+    fn schedule(&self, wake: Receiver<Wake>) {
+        let heartbeat_every = self.options.heartbeat_interval;
+        let reconcile_every = self.options.reconcile_interval;
+        let mut beat_at = Instant::now();
+        let mut reconcile_at = Instant::now();
+        let mut beat_backoff = Backoff::for_interval(heartbeat_every);
+        let mut reconcile_backoff = Backoff::for_interval(reconcile_every);
+        let mut watch = self.store.watch();
+        let watchdog = notify::watchdog_interval();
+        let mut watchdog_at = Instant::now();
+        let mut sequence_seen: Option<u64> = None;
+        loop {
+            let mut next = beat_at.min(reconcile_at);
+            if watchdog.is_some() {
+                next = next.min(watchdog_at);
+            }
+            lock(&self.live).next_heartbeat_at = Some(
+                crate::util::now() + beat_at.saturating_duration_since(Instant::now()).as_secs(),
+            );
+            match wake.recv_timeout(next.saturating_duration_since(Instant::now())) {
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Wake::Reload) => self.reload(&mut watch),
+                Ok(Wake::Heartbeat) => beat_at = Instant::now(),
+                Ok(Wake::Reconcile) => reconcile_at = Instant::now(),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if let Some(every) = watchdog
+                && now >= watchdog_at
+            {
+                notify::watchdog();
+                watchdog_at = now + every;
+            }
+            if now >= beat_at {
+                // Hand edits to the settings file are noticed on the
+                // heartbeat's tick; `tether config` tells the service at once.
+                self.reload_if_changed(&mut watch);
+                beat_at = match self.heartbeat() {
+                    Ok(Some(response)) => {
+                        beat_backoff.succeeded();
+                        if sequence_seen.replace(response.extensions_sequence)
+                            != Some(response.extensions_sequence)
+                        {
+                            reconcile_at = now;
+                        }
+                        now + heartbeat_every
+                    }
+                    Ok(None) => now + heartbeat_every,
+                    Err(e) => {
+                        let delay = beat_backoff.failed(retry_after(&e), jitter());
+                        tracing::warn!(
+                            "heartbeat failed ({} in a row), next try in {:.1}s: {e:#}",
+                            beat_backoff.failures(),
+                            delay.as_secs_f64()
+                        );
+                        now + delay
+                    }
+                };
+            }
+            if Instant::now() >= reconcile_at {
+                reconcile_at = match self.reconcile() {
+                    Ok(_) => {
+                        reconcile_backoff.succeeded();
+                        Instant::now() + reconcile_every
+                    }
+                    Err(e) => {
+                        let delay = reconcile_backoff.failed(retry_after(&e), jitter());
+                        tracing::warn!(
+                            "reconcile failed, next try in {:.1}s: {e:#}",
+                            delay.as_secs_f64()
+                        );
+                        Instant::now() + delay
+                    }
+                };
+            }
+        }
+    }
+
+    fn reload_if_changed(&self, watch: &mut crate::config::Watch) {
+        match watch.changed() {
+            Some(Ok(settings)) => self.apply(settings),
+            Some(Err(e)) => {
+                tracing::error!(
+                    "the settings file changed but is broken; keeping the settings in effect: {e}"
+                );
+                lock(&self.live).settings_error = Some(e.to_string());
+            }
+            None => {}
+        }
+    }
+
+    fn reload(&self, watch: &mut crate::config::Watch) {
+        self.reload_if_changed(watch);
+        lock(&self.live).settings_reloaded = Some(crate::util::now());
+    }
+
+    /// Puts new settings in effect (see the README's "When settings take
+    /// effect").
+    fn apply(&self, settings: Settings) {
+        let before = self.settings();
+        let now = crate::util::now();
+        if serde_json::to_value(&before).ok() == serde_json::to_value(&settings).ok() {
+            lock(&self.live).settings_reloaded = Some(now);
+            return;
+        }
+        if before.proxy != settings.proxy {
+            // Tokens were fetched through the old route; the next request
+            // builds its client from the new policy.
+            tracing::info!("proxy settings changed; new requests use them");
+        }
+        if before.extensions.agent.cpulimit != settings.extensions.agent.cpulimit {
+            tracing::info!(
+                "extensions.agent.cpulimit is now {}%",
+                settings.extensions.agent.cpulimit
+            );
+        }
+        if before.extensions.enabled && !settings.extensions.enabled {
+            tracing::info!("extensions.enabled is false: reconciliation stops");
+        }
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = settings.clone();
+        let mut live = lock(&self.live);
+        live.settings = serde_json::to_value(&settings).unwrap_or(Value::Null);
+        live.settings_error = None;
+        live.settings_reloaded = Some(now);
+        tracing::info!("settings reloaded");
+    }
+
+    /// One heartbeat; `None` when the machine is not connected.
+    fn heartbeat(&self) -> Result<Option<HeartbeatResponse>> {
+        let Some(registration) = Registration::load(&self.state)? else {
+            let mut live = lock(&self.live);
+            live.connected = false;
+            live.resource_id = None;
+            return Ok(None);
+        };
+        let settings = self.settings();
+        let proxy = ProxyPolicy::from_settings(&settings);
+        let key = machine_key::load_active(&self.state)?;
+        let identity = MachineIdentity {
+            endpoints: &registration.endpoints,
+            proxy: &proxy,
+            ca_pem: registration.ca_pem(),
+            tenant: &registration.tenant_id,
+            principal_id: &registration.principal_id,
+            key: &key,
+        };
+        let audience = registration
+            .endpoints
+            .audiences
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| registration.endpoints.agent_service.to_string());
+        let beat = HeartbeatRequest {
+            agent_version: env!("CARGO_PKG_VERSION").into(),
+            service_statuses: json!({"tether": {"status": "running", "startupType": "automatic"}}),
+            agent_configuration: json!({
+                "configMode": settings.config.mode,
+                "extensionsEnabled": settings.extensions.enabled,
+                "guestConfigurationEnabled": settings.guestconfiguration.enabled,
+                "proxyUrl": settings.proxy.url,
+            }),
+            extensions: installed(&self.state)
+                .into_iter()
+                .map(|e| ExtensionSummary {
+                    name: e.id,
+                    version: e.version,
+                    state: e.state,
+                })
+                .collect(),
+        };
+        let send = || -> Result<HeartbeatResponse> {
+            let token = self.tokens.get(&identity, &audience)?;
+            agent::heartbeat(
+                &registration.endpoints,
+                &proxy,
+                registration.ca_pem(),
+                &token.access_token,
+                &beat,
+            )
+        };
+        let result = send().or_else(|e| {
+            // A token the cloud no longer takes (its clock moved, its keys
+            // rolled): renew once and try again.
+            if format!("{e:#}").contains("401") {
+                self.tokens.clear();
+                send()
+            } else {
+                Err(e)
+            }
+        });
+        let mut live = lock(&self.live);
+        live.connected = true;
+        live.resource_id = Some(registration.resource_id.clone());
+        match result {
+            Ok(response) => {
+                status::record_heartbeat(&self.state);
+                live.last_heartbeat = Some(crate::util::now());
+                live.cloud_status = Some(response.status.clone());
+                live.consecutive_failures = 0;
+                live.last_heartbeat_error = None;
+                tracing::debug!("heartbeat: {}", response.status);
+                Ok(Some(response))
+            }
+            Err(e) => {
+                status::record_error(&self.state, "heartbeat", &format!("{e:#}"));
+                live.consecutive_failures += 1;
+                live.last_heartbeat_error = Some(format!("{e:#}"));
+                Err(e)
+            }
+        }
+    }
+
+    fn reconcile(&self) -> Result<()> {
+        let settings = self.settings();
+        if !settings.extensions.enabled || Registration::load(&self.state)?.is_none() {
+            return Ok(());
+        }
+        let _work = lock(&self.work);
+        let outcomes = reconcile::run(&self.state, &settings)?;
+        for outcome in outcomes.iter().filter(|o| o.action != "unchanged") {
+            tracing::info!(
+                "extension {}: {} {}",
+                outcome.name,
+                outcome.action,
+                outcome.message
+            );
+        }
+        let mut live = lock(&self.live);
+        live.last_reconcile = Some(crate::util::now());
+        live.reconcile_outcomes = serde_json::to_value(&outcomes).unwrap_or(Value::Null);
+        Ok(())
+    }
+
+    /// Runs one control request.
+    fn handle(self: &Arc<Self>, request: Request, progress: &dyn Fn(&str)) -> Result<Value> {
+        match request {
+            Request::Status => Ok(serde_json::to_value(&*lock(&self.live))?),
+            Request::Reload => match self.store.load() {
+                Ok(settings) => {
+                    self.apply(settings);
+                    Ok(serde_json::to_value(&*lock(&self.live))?)
+                }
+                Err(e) => {
+                    lock(&self.live).settings_error = Some(e.to_string());
+                    Err(anyhow::Error::new(e)
+                        .context("the settings in effect are kept until the file is fixed"))
+                }
+            },
+            Request::Heartbeat => {
+                self.wake(Wake::Heartbeat);
+                Ok(json!({"scheduled": "heartbeat"}))
+            }
+            Request::Reconcile => {
+                self.wake(Wake::Reconcile);
+                Ok(json!({"scheduled": "reconcile"}))
+            }
+            Request::Invoke { id, command, args } => {
+                let _work = lock(&self.work);
+                let manager = Manager::new(self.state.clone())?;
+                let outcome = manager.invoke(&id, &command, &args)?;
+                Ok(serde_json::to_value(super::InvokeResult::from(outcome))?)
+            }
+            Request::Disconnect {
+                arm_token,
+                force_local_only,
+            } => {
+                let _work = lock(&self.work);
+                let request = DisconnectRequest {
+                    sign_in: arm_token.map(SignIn::AccessToken),
+                    force_local_only,
+                };
+                let mut say = |text: &str| {
+                    tracing::info!("disconnect: {text}");
+                    progress(text);
+                };
+                let plan = disconnect(&self.state, &self.settings(), request, &mut say)?;
+                self.tokens.clear();
+                let mut live = lock(&self.live);
+                live.connected = false;
+                live.resource_id = None;
+                live.cloud_status = None;
+                Ok(serde_json::to_value(plan)?)
+            }
+            Request::Reset { arm_token } => {
+                let started = reset::prepare(&self.state, arm_token)?;
+                let service = self.clone();
+                let id = started.id.clone();
+                // The reset runs on after this answer, under the work lock.
+                std::thread::spawn(move || {
+                    let _work = lock(&service.work);
+                    if let Err(e) = reset::run(&service.state, &service.settings(), &id) {
+                        tracing::error!("reset failed: {e:#}");
+                    }
+                    service.tokens.clear();
+                    lock(&service.live).connected = false;
+                });
+                Ok(serde_json::to_value(started)?)
+            }
+        }
+    }
+}

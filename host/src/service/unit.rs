@@ -1,0 +1,183 @@
+//! Registering the service with the operating system: a hardened systemd
+//! unit on Linux, the Service Control Manager on Windows.
+
+use crate::state::StateRoot;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub const SERVICE_NAME: &str = "tether";
+
+/// Where the unit goes unless told otherwise.
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+
+/// The unit for `exe`, keeping its state in `state`.
+///
+/// Hardening: everything systemd offers that Tether does not need is off.
+/// Two things stay allowed on purpose: `MemoryDenyWriteExecute` is not
+/// set, because wasmtime compiles extensions to machine code at run time;
+/// and network families, because heartbeats and the metadata service need
+/// them. `ProtectSystem=strict` makes the whole file system read-only but
+/// the state root.
+pub fn systemd_unit(exe: &Path, state: &StateRoot) -> String {
+    let state = state.path().display();
+    let exe = exe.display();
+    format!(
+        "# Written by `tether service install`; `tether service uninstall` removes it.
+[Unit]
+Description=Tether agent: connects this machine to its control plane and hosts its extensions
+Documentation=man:tether(1)
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart={exe} service run
+ExecReload=/bin/kill -HUP $MAINPID
+Environment=TETHER_HOME={state}
+Restart=on-failure
+RestartSec=5s
+WatchdogSec=120s
+TimeoutStopSec=30s
+KillMode=mixed
+UMask=0027
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths={state}
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+LockPersonality=yes
+SystemCallArchitectures=native
+CapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE
+
+[Install]
+WantedBy=multi-user.target
+"
+    )
+}
+
+/// What `service install`, `uninstall` and `status` report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Registration {
+    pub manager: &'static str,
+    pub unit: Option<PathBuf>,
+    pub installed: bool,
+    /// The service manager's word (`active`, `inactive`, …); `None` where
+    /// it is not running (a container, a build machine).
+    pub state: Option<String>,
+    pub notes: Vec<String>,
+}
+
+/// Whether systemd manages this machine (sd_booted's test).
+pub fn systemd_running() -> bool {
+    Path::new("/run/systemd/system").is_dir()
+}
+
+fn systemctl(args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("systemctl")
+        .args(args)
+        .output()
+        .context("could not run systemctl")?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() && args.first() != Some(&"is-active") {
+        anyhow::bail!(
+            "systemctl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(text)
+}
+
+pub fn unit_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{SERVICE_NAME}.service"))
+}
+
+/// Writes the unit and, where systemd runs, enables and starts it.
+pub fn install(dir: &Path, exe: &Path, state: &StateRoot, start: bool) -> Result<Registration> {
+    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    std::fs::create_dir_all(state.path())?;
+    let path = unit_path(dir);
+    crate::state::write_atomic(
+        &path,
+        systemd_unit(exe, state).as_bytes(),
+        crate::state::Access::Public,
+    )?;
+    let mut notes = Vec::new();
+    let mut service_state = None;
+    if systemd_running() && dir == Path::new(UNIT_DIR) {
+        systemctl(&["daemon-reload"])?;
+        if start {
+            systemctl(&["enable", "--now", SERVICE_NAME])?;
+        } else {
+            systemctl(&["enable", SERVICE_NAME])?;
+        }
+        service_state = Some(systemctl(&["is-active", SERVICE_NAME])?);
+    } else {
+        notes.push(format!(
+            "systemd is not managing this machine (or the unit went to {} rather than {UNIT_DIR}): the unit is written; enable it with `systemctl enable --now {SERVICE_NAME}` where systemd runs",
+            dir.display()
+        ));
+    }
+    Ok(Registration {
+        manager: "systemd",
+        unit: Some(path),
+        installed: true,
+        state: service_state,
+        notes,
+    })
+}
+
+/// Stops and disables the service where systemd runs, and removes the unit.
+pub fn uninstall(dir: &Path) -> Result<Registration> {
+    let path = unit_path(dir);
+    let mut notes = Vec::new();
+    if systemd_running() && dir == Path::new(UNIT_DIR) && path.exists() {
+        systemctl(&["disable", "--now", SERVICE_NAME])?;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            notes.push(format!("{} was not installed", path.display()));
+        }
+        Err(e) => return Err(e).with_context(|| format!("could not remove {}", path.display())),
+    }
+    if systemd_running() && dir == Path::new(UNIT_DIR) {
+        systemctl(&["daemon-reload"])?;
+    }
+    Ok(Registration {
+        manager: "systemd",
+        unit: Some(path),
+        installed: false,
+        state: None,
+        notes,
+    })
+}
+
+/// Whether the unit is installed, and what systemd says of it.
+pub fn status(dir: &Path) -> Registration {
+    let path = unit_path(dir);
+    let state = (systemd_running() && dir == Path::new(UNIT_DIR))
+        .then(|| systemctl(&["is-active", SERVICE_NAME]).ok())
+        .flatten();
+    Registration {
+        manager: "systemd",
+        installed: path.exists(),
+        unit: Some(path),
+        state,
+        notes: Vec::new(),
+    }
+}
