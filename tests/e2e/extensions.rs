@@ -8,13 +8,13 @@ use sha2::Digest;
 use std::path::Path;
 use tether_test_artifacts as artifacts;
 
-struct Publisher {
+pub(crate) struct Publisher {
     name: &'static str,
     key: SigningKey,
 }
 
 impl Publisher {
-    fn new(name: &'static str, seed: u8) -> Self {
+    pub(crate) fn new(name: &'static str, seed: u8) -> Self {
         Self {
             name,
             key: SigningKey::from_bytes(&[seed; 32]),
@@ -42,7 +42,7 @@ fn manifest(
     .into_bytes()
 }
 
-fn package(
+pub(crate) fn package(
     signer: &Publisher,
     publisher: &str,
     name: &str,
@@ -67,7 +67,7 @@ fn ext(home: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
     Ok(tether(home).arg("extension").args(args).output()?)
 }
 
-fn trust(home: &Path, p: &Publisher) -> TestResult {
+pub(crate) fn trust(home: &Path, p: &Publisher) -> TestResult {
     let out = ext(
         home,
         &["trust", "add", "--publisher", p.name, "--key", &p.line()],

@@ -13,4 +13,5 @@ mod lifecycle;
 mod operations;
 mod outbound;
 mod proxy;
+mod service;
 mod version;

@@ -10,35 +10,43 @@ use std::time::Duration;
 use tether_cloud_api::agent::{HeartbeatRequest, HeartbeatResponse};
 use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, OAuthError, TokenResponse};
 
-/// The cloud asked the agent to wait before trying again (429 or 503 with
-/// `Retry-After`). Found in an error's chain by the service's backoff.
+/// The cloud answered with an error status. Carries `Retry-After` (on 429
+/// and 503), which the service's backoff honours.
 #[derive(Debug, thiserror::Error)]
-#[error("the cloud asked to wait {}s before trying again", .0.as_secs())]
-pub struct RetryAfter(pub Duration);
+#[error("{what} ({status}): {body}")]
+pub struct Refused {
+    pub what: &'static str,
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
 
-/// The error for a refused response, carrying its `Retry-After` if any.
-fn refused(response: reqwest::blocking::Response, what: &str) -> anyhow::Error {
-    let status = response.status();
-    let wait = response
+fn refused(response: reqwest::blocking::Response, what: &'static str) -> anyhow::Error {
+    let status = response.status().as_u16();
+    let retry_after = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = response.text().unwrap_or_default();
-    let error = anyhow::anyhow!("{what} ({status}): {}", body.trim());
-    match wait {
-        Some(wait) => error.context(RetryAfter(wait)),
-        None => error,
+    let body = response.text().unwrap_or_default().trim().to_string();
+    Refused {
+        what,
+        status,
+        retry_after,
+        body,
     }
+    .into()
 }
 
 /// The `Retry-After` the cloud sent with this error, if any.
 pub fn retry_after(error: &anyhow::Error) -> Option<Duration> {
-    error
-        .chain()
-        .find_map(|e| e.downcast_ref::<RetryAfter>())
-        .map(|r| r.0)
+    error.downcast_ref::<Refused>().and_then(|r| r.retry_after)
+}
+
+/// The HTTP status the cloud refused with, if it answered at all.
+pub fn refused_status(error: &anyhow::Error) -> Option<u16> {
+    error.downcast_ref::<Refused>().map(|r| r.status)
 }
 
 /// The machine identity whose tokens are asked for.

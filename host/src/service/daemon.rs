@@ -403,7 +403,7 @@ impl Service {
         let result = send().or_else(|e| {
             // A token the cloud no longer takes (its clock moved, its keys
             // rolled): renew once and try again.
-            if format!("{e:#}").contains("401") {
+            if agent::refused_status(&e) == Some(401) {
                 self.tokens.clear();
                 send()
             } else {
@@ -477,6 +477,7 @@ impl Service {
                 Ok(json!({"scheduled": "reconcile"}))
             }
             Request::Invoke { id, command, args } => {
+                tracing::info!("invoke {id} {command}");
                 let _work = lock(&self.work);
                 let manager = Manager::new(self.state.clone())?;
                 let outcome = manager.invoke(&id, &command, &args)?;

@@ -1,0 +1,627 @@
+//! The host service, run as operators run it (`tether service run`):
+//! heartbeats against tether-cloud, an outage survived without a hot loop,
+//! the metadata and identity endpoint's protections, the control socket,
+//! hot reload of settings, disconnect inside the service, journal resume,
+//! sd_notify and the systemd unit.
+
+use crate::extensions::{Publisher, package, trust};
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use tether_cloud::Fault;
+
+/// A running `tether service run`, stopped with SIGTERM on drop.
+struct Service {
+    child: Child,
+    home: PathBuf,
+}
+
+impl Service {
+    fn start(home: &Path, heartbeat: &str) -> anyhow::Result<Self> {
+        Self::start_with(home, heartbeat, &[])
+    }
+
+    fn start_with(home: &Path, heartbeat: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut cmd = tether(home);
+        cmd.args([
+            "service",
+            "run",
+            "--metadata-port",
+            "0",
+            "--heartbeat-interval",
+            heartbeat,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let service = Self {
+            child: cmd.spawn()?,
+            home: home.to_path_buf(),
+        };
+        service.wait_until("running", |_| true)?;
+        Ok(service)
+    }
+
+    fn status(&self) -> anyhow::Result<Value> {
+        let out = tether(&self.home)
+            .args(["--json", "service", "status", "--unit-dir"])
+            .arg(self.home.join("no-units"))
+            .output()?;
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+
+    /// Polls the live status until `ok` holds (30 s at most).
+    fn wait_until(&self, what: &str, ok: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.status().unwrap_or(Value::Null);
+            if status["running"] == true && ok(&status["live"]) {
+                return Ok(status["live"].clone());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the service never got {what}: {status}\n{}",
+                std::fs::read_to_string(self.home.join("logs/tether.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn metadata(&self) -> anyhow::Result<String> {
+        let live = self.status()?["live"].clone();
+        live["metadataEndpoints"][0]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("no metadata endpoint in {live}"))
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        terminate(&self.child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "the service ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill with a pid we spawned and a valid signal number.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        terminate(&self.child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connected(cloud: &Cloud, name: &str) -> anyhow::Result<tempfile::TempDir> {
+    let home = tempfile::tempdir()?;
+    let out = tether(home.path())
+        .args(["connect", "--config"])
+        .arg(cloud.config_file("administrator")?)
+        .args(["--resource-name", name])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    Ok(home)
+}
+
+fn cloud_status(cloud: &Cloud) -> anyhow::Result<String> {
+    let machines = cloud.machines()?;
+    Ok(machines
+        .first()
+        .and_then(|m| m["machine"]["properties"]["status"].as_str())
+        .unwrap_or("absent")
+        .to_string())
+}
+
+fn heartbeats_since(cloud: &Cloud, seq: u64) -> anyhow::Result<usize> {
+    Ok(cloud
+        .cloud
+        .admin()?
+        .requests(seq)?
+        .iter()
+        .filter(|r| r.path == "/agent/v1/heartbeat")
+        .count())
+}
+
+fn last_seq(cloud: &Cloud) -> anyhow::Result<u64> {
+    Ok(cloud
+        .cloud
+        .admin()?
+        .requests(0)?
+        .last()
+        .map(|r| r.seq)
+        .unwrap_or(0))
+}
+
+#[test]
+fn heartbeats_keep_the_machine_connected_through_an_outage_without_a_hot_loop() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "svc-beat")?;
+    let admin = cloud.cloud.admin()?;
+    let service = Service::start(home.path(), "1s")?;
+    service.wait_until("a heartbeat", |l| l["cloudStatus"] == "Connected")?;
+    let seq = last_seq(&cloud)?;
+    std::thread::sleep(Duration::from_millis(3500));
+    let beats = heartbeats_since(&cloud, seq)?;
+    assert!(
+        (2..=6).contains(&beats),
+        "{beats} heartbeats in 3.5 s at 1/s"
+    );
+
+    // The network dies (connections reset) and the cloud's clock moves
+    // twenty minutes: the machine is Disconnected there.
+    admin.add_fault(&Fault {
+        path: "/agent/v1/heartbeat".into(),
+        reset: true,
+        ..Default::default()
+    })?;
+    admin.advance_clock(20 * 60)?;
+    assert_eq!(cloud_status(&cloud)?, "Disconnected");
+    let seq = last_seq(&cloud)?;
+    // Two heartbeat intervals of outage (the ten minutes of a 5-minute
+    // interval): backoff from 1/16 of the interval, doubling.
+    std::thread::sleep(Duration::from_secs(2));
+    let tries = heartbeats_since(&cloud, seq)?;
+    assert!(
+        (2..=10).contains(&tries),
+        "{tries} attempts during the outage"
+    );
+    let live = service.status()?["live"].clone();
+    assert!(
+        live["consecutiveFailures"].as_u64().unwrap_or(0) >= 2,
+        "{live}"
+    );
+    assert!(live["lastHeartbeatError"].is_string(), "{live}");
+
+    // Busy, with Retry-After: the service waits as long as asked.
+    admin.clear_faults()?;
+    admin.add_fault(&Fault {
+        path: "/agent/v1/heartbeat".into(),
+        status: Some(429),
+        retry_after: Some(3),
+        ..Default::default()
+    })?;
+    let seq = last_seq(&cloud)?;
+    std::thread::sleep(Duration::from_millis(4500));
+    let tries = heartbeats_since(&cloud, seq)?;
+    assert!(
+        (1..=3).contains(&tries),
+        "{tries} attempts in 4.5 s with Retry-After: 3"
+    );
+
+    // The cloud comes back: heartbeats resume and status recovers.
+    admin.clear_faults()?;
+    service.wait_until("recovery", |l| {
+        l["consecutiveFailures"] == 0 && l["lastHeartbeatError"].is_null()
+    })?;
+    assert_eq!(cloud_status(&cloud)?, "Connected");
+    let show: Value = serde_json::from_slice(
+        &tether(home.path())
+            .args(["--json", "show"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(show["dependentServices"]["tether"], "running", "{show}");
+
+    let status = service.stop()?;
+    assert!(
+        status.success(),
+        "SIGTERM ends the service cleanly: {status:?}"
+    );
+    assert!(
+        !home.path().join("run/control.sock").exists(),
+        "the socket is removed"
+    );
+    let log = std::fs::read_to_string(home.path().join("logs/tether.log"))?;
+    assert!(log.contains("heartbeat failed"), "the outage is logged");
+    assert!(log.contains("stopped"), "{log}");
+    let show: Value = serde_json::from_slice(
+        &tether(home.path())
+            .args(["--json", "show"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(show["dependentServices"]["tether"], "not running");
+    Ok(())
+}
+
+fn get(url: &str, headers: &[(&str, &str)]) -> anyhow::Result<reqwest::blocking::Response> {
+    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let mut request = http.get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    Ok(request.send()?)
+}
+
+fn jwt_claims(token: &str) -> anyhow::Result<Value> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+#[test]
+fn the_metadata_endpoint_protects_itself_and_serves_the_machine_identity() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "svc-meta")?;
+    let service = Service::start(home.path(), "5m")?;
+    let base = service.metadata()?;
+    let instance = format!("{base}/metadata/instance?api-version=2021-02-01");
+    let md = [("Metadata", "true")];
+
+    let ok = get(&instance, &md)?;
+    assert_eq!(ok.status(), 200);
+    assert!(ok.headers().get("access-control-allow-origin").is_none());
+    let doc: Value = ok.json()?;
+    let registration: Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("registration.json"))?)?;
+    assert_eq!(doc["compute"]["resourceId"], registration["resourceId"]);
+    assert_eq!(doc["compute"]["vmId"], registration["vmId"]);
+    assert_eq!(doc["compute"]["name"], "svc-meta");
+
+    let refused = |url: &str, headers: &[(&str, &str)], status: u16, says: &str| -> TestResult {
+        let response = get(url, headers)?;
+        assert_eq!(response.status(), status, "{url} {headers:?}");
+        let body = response.text()?;
+        assert!(body.contains(says), "{body}");
+        Ok(())
+    };
+    refused(&instance, &[], 400, "Metadata: true")?;
+    refused(&instance, &[("Metadata", "false")], 400, "Metadata: true")?;
+    for header in ["X-Forwarded-For", "Forwarded", "Via"] {
+        refused(
+            &instance,
+            &[("Metadata", "true"), (header, "1.2.3.4")],
+            403,
+            &header.to_ascii_lowercase(),
+        )?;
+    }
+    refused(
+        &format!("{base}/metadata/instance"),
+        &md,
+        400,
+        "api-version",
+    )?;
+    refused(
+        &format!("{instance}&api-version=2019-01-01"),
+        &md,
+        400,
+        "more than once",
+    )?;
+    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let post = http.post(&instance).header("Metadata", "true").send()?;
+    assert_eq!(post.status(), 405);
+    assert_eq!(
+        post.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+
+    // The identity flow: challenge, key file, token.
+    let resource = cloud.cloud.url.clone();
+    let token_url =
+        format!("{base}/metadata/identity/oauth2/token?api-version=2020-06-01&resource={resource}");
+    let challenge = get(&token_url, &md)?;
+    assert_eq!(challenge.status(), 401);
+    let realm = challenge
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic realm="))
+        .ok_or_else(|| anyhow::anyhow!("no challenge"))?
+        .to_string();
+    let key_file = PathBuf::from(&realm);
+    assert!(
+        key_file.starts_with(home.path().join("challenges")),
+        "{realm}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_file)?.permissions().mode() & 0o777,
+            0o640
+        );
+        let dir = key_file.parent().ok_or_else(|| anyhow::anyhow!("no dir"))?;
+        assert_eq!(std::fs::metadata(dir)?.permissions().mode() & 0o777, 0o750);
+    }
+    let secret = std::fs::read_to_string(&key_file)?;
+    refused(
+        &token_url,
+        &[("Metadata", "true"), ("Authorization", "Basic not-the-key")],
+        401,
+        "wrong",
+    )?;
+    let auth = format!("Basic {secret}");
+    let granted = get(
+        &token_url,
+        &[("Metadata", "true"), ("Authorization", &auth)],
+    )?;
+    assert_eq!(granted.status(), 200);
+    let token: Value = granted.json()?;
+    assert_eq!(token["token_type"], "Bearer");
+    assert_eq!(token["resource"], resource.as_str());
+    let claims = jwt_claims(token["access_token"].as_str().unwrap_or_default())?;
+    assert_eq!(claims["xms_mirid"], registration["resourceId"], "{claims}");
+    assert!(!key_file.exists(), "the key file is deleted after use");
+    refused(
+        &token_url,
+        &[("Metadata", "true"), ("Authorization", &auth)],
+        401,
+        "used already",
+    )?;
+    refused(
+        &format!("{base}/metadata/identity/oauth2/token?api-version=2020-06-01"),
+        &md,
+        400,
+        "resource",
+    )?;
+
+    // A client that hammers is slowed down.
+    let limited = (0..200)
+        .filter_map(|_| http.get(&instance).header("Metadata", "true").send().ok())
+        .filter(|r| r.status() == 429)
+        .count();
+    assert!(limited > 0, "no request was rate limited");
+
+    // Loopback only: every listening socket on the port is 127.0.0.1 or ::1.
+    let port = base.rsplit(':').next().unwrap_or_default().parse::<u16>()?;
+    let port_hex = format!("{port:04X}");
+    let mut seen = 0;
+    for (table, loopback) in [
+        ("/proc/net/tcp", "0100007F"),
+        ("/proc/net/tcp6", "00000000000000000000000001000000"),
+    ] {
+        for line in std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            if *state == "0A" && local.ends_with(&format!(":{port_hex}")) {
+                assert_eq!(local.split(':').next(), Some(loopback), "{table}: {line}");
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 1, "the listener was not found in /proc/net");
+    Ok(())
+}
+
+#[test]
+fn the_control_socket_serves_root_only_and_runs_reload_invoke_and_disconnect() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "svc-ctl")?;
+    let h = home.path();
+    let contoso = Publisher::new("Contoso", 11);
+    trust(h, &contoso)?;
+    let pkg = h.join("hello.tpkg");
+    std::fs::write(
+        &pkg,
+        package(
+            &contoso,
+            "Contoso",
+            "Hello",
+            "1.0.0",
+            "other",
+            tether_test_artifacts::HELLO,
+            "",
+        )?,
+    )?;
+    let out = tether(h)
+        .args(["extension", "install"])
+        .arg(&pkg)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let service = Service::start(h, "1s")?;
+
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let socket = h.join("run/control.sock");
+        assert_eq!(
+            std::fs::metadata(&socket)?.permissions().mode() & 0o777,
+            0o660
+        );
+        assert_eq!(
+            std::fs::metadata(h.join("run"))?.permissions().mode() & 0o777,
+            0o750
+        );
+    }
+    if is_root() {
+        // Another user cannot talk to the service.
+        std::fs::set_permissions(h, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        let out = tether_unprivileged(h)
+            .args(["service", "status"])
+            .output()?;
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        assert!(stderr(&out).contains("tether` group"), "{}", stderr(&out));
+    }
+
+    // Settings: `tether config set` reaches the running service at once…
+    let out = tether(h)
+        .args(["--json", "config", "set", "extensions.agent.cpulimit", "30"])
+        .output()?;
+    let set: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(set["appliedByService"], true, "{set}");
+    service.wait_until("cpulimit 30", |l| {
+        l["settings"]["extensions"]["agent"]["cpulimit"] == 30
+    })?;
+    // …a hand edit is noticed on the next tick…
+    let file = h.join("settings.toml");
+    let text = std::fs::read_to_string(&file)?.replace("cpulimit = 30", "cpulimit = 40");
+    std::fs::write(&file, &text)?;
+    service.wait_until("cpulimit 40", |l| {
+        l["settings"]["extensions"]["agent"]["cpulimit"] == 40
+    })?;
+    // …and a broken file is reported, the settings in effect kept.
+    std::fs::write(&file, "[extensions\ncpulimit = ")?;
+    let out = tether(h).args(["service", "reload"]).output()?;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("kept"), "{}", stderr(&out));
+    let live = service.wait_until("a settings error", |l| l["settingsError"].is_string())?;
+    assert_eq!(live["settings"]["extensions"]["agent"]["cpulimit"], 40);
+    std::fs::write(&file, &text)?;
+    assert!(tether(h).args(["service", "reload"]).status()?.success());
+
+    // Invoke runs in the service.
+    let out = tether(h)
+        .args(["extension", "invoke", "Contoso/Hello", "greet", "service"])
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("service"), "{}", stdout(&out));
+    let log = std::fs::read_to_string(h.join("logs/tether.log"))?;
+    assert!(
+        log.contains("invoke Contoso/Hello greet"),
+        "the service ran it"
+    );
+
+    // Disconnect runs in the service, which removes the extension first.
+    let out = tether(h)
+        .args(["disconnect", "--config"])
+        .arg(cloud.config_file("administrator")?)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the service is running"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("removing extension Contoso/Hello"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(cloud.machines()?.is_empty());
+    assert!(!h.join("registration.json").exists());
+    service.wait_until("disconnected", |l| l["connected"] == false)?;
+    let log = std::fs::read_to_string(h.join("logs/tether.log"))?;
+    assert!(
+        !log.contains(
+            cloud.demo["administrator"]["secret"]
+                .as_str()
+                .unwrap_or("-")
+        ),
+        "no secret in the log"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_disconnect_interrupted_after_the_cloud_step_is_finished_by_the_service() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "svc-journal")?;
+    let h = home.path();
+    let killed = tether(h)
+        .args(["disconnect", "--config"])
+        .arg(cloud.config_file("administrator")?)
+        .env("TETHER_FAILPOINT", "disconnect:resource-deleted")
+        .output()?;
+    assert!(!killed.status.success());
+    assert!(
+        h.join("registration.json").exists(),
+        "interrupted before the local step"
+    );
+    let service = Service::start(h, "5m")?;
+    service.wait_until("the local registration gone", |_| {
+        !h.join("registration.json").exists()
+    })?;
+    assert!(!h.join("identity/machine.key").exists());
+    Ok(())
+}
+
+#[test]
+fn sd_notify_ready_and_a_unit_systemd_accepts() -> TestResult {
+    use std::os::unix::net::UnixDatagram;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let notify = h.join("notify.sock");
+    let socket = UnixDatagram::bind(&notify)?;
+    socket.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let notify_text = notify.display().to_string();
+    let service = Service::start_with(h, "5m", &[("NOTIFY_SOCKET", &notify_text)])?;
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf)?;
+    let message = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(message.contains("READY=1"), "{message}");
+    assert!(service.stop()?.success());
+    let mut saw_stopping = false;
+    socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+    while let Ok(n) = socket.recv(&mut buf) {
+        saw_stopping |= String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1");
+    }
+    assert!(saw_stopping);
+
+    let units = h.join("units");
+    let out = tether(h)
+        .args(["--json", "service", "install", "--no-start", "--unit-dir"])
+        .arg(&units)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unit = std::fs::read_to_string(units.join("tether.service"))?;
+    for line in [
+        "Type=notify",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "WatchdogSec=",
+    ] {
+        assert!(unit.contains(line), "{line} missing:\n{unit}");
+    }
+    assert!(unit.contains(&format!("ReadWritePaths={}", h.display())));
+    if Path::new("/usr/bin/systemd-analyze").exists() {
+        let verify = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(units.join("tether.service"))
+            .output()?;
+        assert!(
+            verify.status.success(),
+            "systemd-analyze verify: {}",
+            stderr(&verify)
+        );
+    }
+    let status: Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "service", "status", "--unit-dir"])
+            .arg(&units)
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(status["registration"]["installed"], true);
+    assert_eq!(status["running"], false);
+    assert!(
+        tether(h)
+            .args(["service", "uninstall", "--unit-dir"])
+            .arg(&units)
+            .status()?
+            .success()
+    );
+    assert!(!units.join("tether.service").exists());
+    Ok(())
+}
