@@ -337,6 +337,11 @@ impl Manager {
             std::fs::remove_dir_all(&dir)
                 .with_context(|| format!("could not remove {}", dir.display()))?;
         }
+        // The publisher's directory goes with its last extension (remove_dir
+        // leaves a non-empty one alone).
+        if let Some(publisher) = dir.parent() {
+            let _ = std::fs::remove_dir(publisher);
+        }
         journal.done("removed")?;
         journal.finish()?;
         Ok(warnings)
