@@ -31,6 +31,8 @@ use tether_cloud_api::agent::{ExtensionSummary, HeartbeatRequest, HeartbeatRespo
 /// What wakes the scheduler before its next due time.
 enum Wake {
     Stop,
+    /// SIGHUP (`systemctl reload`).
+    #[cfg(unix)]
     Reload,
     Heartbeat,
     Reconcile,
@@ -238,7 +240,11 @@ impl Service {
             );
             match wake.recv_timeout(next.saturating_duration_since(Instant::now())) {
                 Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(Wake::Reload) => self.reload(&mut watch),
+                #[cfg(unix)]
+                Ok(Wake::Reload) => {
+                    self.reload_if_changed(&mut watch);
+                    lock(&self.live).settings_reloaded = Some(crate::util::now());
+                }
                 Ok(Wake::Heartbeat) => beat_at = Instant::now(),
                 Ok(Wake::Reconcile) => reconcile_at = Instant::now(),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -264,7 +270,12 @@ impl Service {
                         }
                         now + heartbeat_every
                     }
-                    Ok(None) => now + heartbeat_every,
+                    Ok(None) => {
+                        // Not connected: a later connect reconciles at its
+                        // first heartbeat.
+                        sequence_seen = None;
+                        now + heartbeat_every
+                    }
                     Err(e) => {
                         let delay = beat_backoff.failed(retry_after(&e), jitter());
                         tracing::warn!(
@@ -306,11 +317,6 @@ impl Service {
             }
             None => {}
         }
-    }
-
-    fn reload(&self, watch: &mut crate::config::Watch) {
-        self.reload_if_changed(watch);
-        lock(&self.live).settings_reloaded = Some(crate::util::now());
     }
 
     /// Puts new settings in effect (see the README's "When settings take
