@@ -68,6 +68,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Runs the service in the foreground until it is told to stop.
 pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
+    std::fs::create_dir_all(state.path())
+        .with_context(|| format!("could not create the state root {}", state.path().display()))?;
+    if let Err(e) = crate::platform::restrict_to_administrators(state.path()) {
+        tracing::warn!(
+            "could not restrict {} to administrators: {e}",
+            state.path().display()
+        );
+    }
     let store = SettingsStore::new(&state);
     let settings = store.load()?;
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();
