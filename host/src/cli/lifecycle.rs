@@ -154,24 +154,14 @@ fn require<'a>(value: &'a Option<String>, flag: &str) -> anyhow::Result<&'a str>
         })
 }
 
-/// Maps library errors to exit codes.
+/// Fixes the exit code of a lifecycle or sign-in failure on the error, so
+/// that later context cannot hide it.
 fn lifecycle_error(e: anyhow::Error) -> anyhow::Error {
-    let code = if let Some(l) = e.downcast_ref::<LifecycleError>() {
-        match l {
-            LifecycleError::AlreadyConnected(_) => Exit::AlreadyConnected,
-            LifecycleError::NotConnected => Exit::NotConnected,
-            LifecycleError::NameTaken(_) => Exit::NameTaken,
-            LifecycleError::ArmCreateFailed(_) => Exit::ArmCreateFailed,
-            LifecycleError::ArmDeleteFailed(_) => Exit::ArmDeleteFailed,
-            LifecycleError::IdentityFailed(_) => Exit::IdentityFailed,
-            LifecycleError::Network(_) => Exit::Network,
-        }
-    } else if e.downcast_ref::<AuthFailure>().is_some() {
-        Exit::BadCredentials
+    if e.downcast_ref::<LifecycleError>().is_some() || e.downcast_ref::<AuthFailure>().is_some() {
+        coded(Exit::of(&e), format!("{e:#}"))
     } else {
-        return e;
-    };
-    coded(code, format!("{e:#}"))
+        e
+    }
 }
 
 /// The sign-in the flags name; without any, the `tether login` session

@@ -62,6 +62,22 @@ impl Registration {
         remove_if_exists(&path(state))
     }
 
+    /// The machine identity this registration names, signing with `key`.
+    pub fn identity<'a>(
+        &'a self,
+        proxy: &'a crate::cloud::ProxyPolicy,
+        key: &'a ed25519_dalek::SigningKey,
+    ) -> crate::cloud::agent::MachineIdentity<'a> {
+        crate::cloud::agent::MachineIdentity {
+            endpoints: &self.endpoints,
+            proxy,
+            ca_pem: self.ca_pem(),
+            tenant: &self.tenant_id,
+            principal_id: &self.principal_id,
+            key,
+        }
+    }
+
     pub fn ca_pem(&self) -> Option<&[u8]> {
         self.cloud_ca_cert.as_deref().map(str::as_bytes)
     }

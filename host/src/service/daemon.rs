@@ -14,7 +14,7 @@ use super::tokens::TokenCache;
 use super::{LiveStatus, ServiceOptions, notify};
 use crate::auth::SignIn;
 use crate::cloud::ProxyPolicy;
-use crate::cloud::agent::{self, MachineIdentity, retry_after};
+use crate::cloud::agent::{self, retry_after};
 use crate::config::{Settings, SettingsStore};
 use crate::extensions::manager::{Manager, installed};
 use crate::extensions::reconcile;
@@ -372,14 +372,7 @@ impl Service {
         let settings = self.settings();
         let proxy = ProxyPolicy::from_settings(&settings);
         let key = machine_key::load_active(&self.state)?;
-        let identity = MachineIdentity {
-            endpoints: &registration.endpoints,
-            proxy: &proxy,
-            ca_pem: registration.ca_pem(),
-            tenant: &registration.tenant_id,
-            principal_id: &registration.principal_id,
-            key: &key,
-        };
+        let identity = registration.identity(&proxy, &key);
         let audience = registration
             .endpoints
             .audiences

@@ -11,7 +11,6 @@ use super::challenge::{Answer, Challenges};
 use super::rate_limit::RateLimit;
 use super::tokens::TokenCache;
 use crate::cloud::ProxyPolicy;
-use crate::cloud::agent::MachineIdentity;
 use crate::config::Settings;
 use crate::lifecycle::{Registration, machine_key};
 use crate::state::StateRoot;
@@ -79,6 +78,13 @@ fn error(status: StatusCode, code: &str, description: &str) -> Response {
         .into_response()
 }
 
+fn with_header(mut response: Response, name: header::HeaderName, value: &'static str) -> Response {
+    response
+        .headers_mut()
+        .insert(name, HeaderValue::from_static(value));
+    response
+}
+
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -97,15 +103,15 @@ fn guard(
     headers: &HeaderMap,
 ) -> Result<BTreeMap<String, String>, Response> {
     if method != Method::GET {
-        let mut response = error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Only GET is allowed",
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET"));
-        return Err(response);
+        return Err(with_header(
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Only GET is allowed",
+            ),
+            header::ALLOW,
+            "GET",
+        ));
     }
     for forwarded in ["x-forwarded-for", "forwarded", "via"] {
         if headers.contains_key(forwarded) {
@@ -130,15 +136,15 @@ fn guard(
         ));
     }
     if !metadata.limit.allow(client) {
-        let mut response = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
-            "Too many requests from this client; slow down and retry after a second",
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return Err(response);
+        return Err(with_header(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests from this client; slow down and retry after a second",
+            ),
+            header::RETRY_AFTER,
+            "1",
+        ));
     }
     let mut query = BTreeMap::new();
     for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
@@ -335,13 +341,7 @@ fn machine_token(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     let proxy = ProxyPolicy::from_settings(&settings);
-    let identity = MachineIdentity {
-        endpoints: &registration.endpoints,
-        proxy: &proxy,
-        ca_pem: registration.ca_pem(),
-        tenant: &registration.tenant_id,
-        principal_id: &registration.principal_id,
-        key: &key,
-    };
-    metadata.tokens.get(&identity, resource)
+    metadata
+        .tokens
+        .get(&registration.identity(&proxy, &key), resource)
 }
