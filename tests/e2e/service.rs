@@ -228,6 +228,36 @@ fn heartbeats_keep_the_machine_connected_through_an_outage_without_a_hot_loop() 
     )?;
     assert_eq!(show["dependentServices"]["tether"], "running", "{show}");
 
+    // The cloud's clock passes the token's expiry: the 401 is answered by
+    // renewing the machine identity's token, not by an outage.
+    admin.advance_clock(2 * 3600)?;
+    let seq = last_seq(&cloud)?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = admin.requests(seq)?;
+        let renewed = seen
+            .iter()
+            .any(|r| r.path.ends_with("/oauth2/v2.0/token") && r.status == 200);
+        let expired = seen
+            .iter()
+            .any(|r| r.path == "/agent/v1/heartbeat" && r.status == 401);
+        let beat_after = seen
+            .iter()
+            .rev()
+            .find(|r| r.path == "/agent/v1/heartbeat")
+            .map(|r| r.status);
+        if expired && renewed && beat_after == Some(200) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no renewal after the clock passed expiry: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(service.status()?["live"]["consecutiveFailures"], 0);
+    assert_eq!(cloud_status(&cloud)?, "Connected");
+
     let status = service.stop()?;
     assert!(
         status.success(),
