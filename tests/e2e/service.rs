@@ -655,3 +655,76 @@ fn sd_notify_ready_and_a_unit_systemd_accepts() -> TestResult {
     assert!(!units.join("tether.service").exists());
     Ok(())
 }
+
+#[test]
+fn the_service_reconciles_and_keeps_protected_settings_in_memory_only() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "svc-secrets")?;
+    let h = home.path();
+    let admin = cloud.cloud.admin()?;
+    let contoso = Publisher::new("Contoso", 12);
+    trust(h, &contoso)?;
+    let machine = serde_json::from_slice::<Value>(&std::fs::read(h.join("registration.json"))?)?;
+    admin.upload_package(
+        "Contoso",
+        "Inventory",
+        "1.0.0",
+        package(
+            &contoso,
+            "Contoso",
+            "Inventory",
+            "1.0.0",
+            "monitoring",
+            tether_test_artifacts::INVENTORY,
+            "",
+        )?,
+    )?;
+    let secret = "upload-s3cret-7781";
+    admin.post(
+        "/extensions",
+        serde_json::json!({"machineId": machine["resourceId"], "name": "inv", "publisher": "Contoso",
+                           "type": "Inventory", "version": "1.0.0", "settings": {"labels": {"team": "svc"}},
+                           "protectedSettings": {"uploadToken": secret}}),
+    )?;
+    let service = Service::start(h, "1s")?;
+    service.wait_until("the extension reconciled", |l| {
+        l["reconcileOutcomes"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x["action"] == "installed"))
+    })?;
+    let collect = |h: &Path| -> anyhow::Result<Value> {
+        let out = tether(h)
+            .args(["extension", "invoke", "Contoso/Inventory", "collect"])
+            .output()?;
+        anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let doc = collect(h)?;
+    assert_eq!(doc["labels"]["team"], "svc");
+    assert_eq!(
+        doc["hasUploadToken"], true,
+        "the service's call has the protected setting"
+    );
+    assert!(service.stop()?.success());
+    let doc = collect(h)?;
+    assert_eq!(
+        doc["hasUploadToken"], false,
+        "without the service nothing on disk holds it"
+    );
+    let mut files = vec![h.to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                files.push(entry?.path());
+            }
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "{} holds the secret",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -15,6 +15,7 @@ use crate::runtime::{
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tether_package::{Package, ReadLimits};
@@ -59,6 +60,9 @@ pub struct InstallOptions {
 pub struct Manager {
     state: StateRoot,
     runtime: Runtime,
+    /// Protected settings by lowercase id, held in memory by the service
+    /// (never written): every later call of the extension gets them.
+    protected: HashMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 fn dir_of(state: &StateRoot, id: &str) -> Result<PathBuf> {
@@ -110,7 +114,11 @@ impl Manager {
             cpu_percent: Some(cpu),
             ..Default::default()
         })?;
-        let manager = Self { state, runtime };
+        let manager = Self {
+            state,
+            runtime,
+            protected: HashMap::new(),
+        };
         manager.recover()?;
         Ok(manager)
     }
@@ -137,15 +145,28 @@ impl Manager {
         )
     }
 
+    /// Gives the extensions' calls the protected settings the service
+    /// holds for them.
+    pub fn with_protected_settings(
+        mut self,
+        protected: HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    ) -> Self {
+        self.protected = protected;
+        self
+    }
+
     fn load(&self, package: &Package) -> Result<LoadedExtension> {
-        let settings = self
-            .get(&package.manifest.id())?
-            .map(|r| r.settings)
-            .unwrap_or_default();
+        let id = package.manifest.id();
+        let settings = self.get(&id)?.map(|r| r.settings).unwrap_or_default();
         self.load_with(
             package,
             &InstallOptions {
                 settings,
+                protected_settings: self
+                    .protected
+                    .get(&id.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_default(),
                 ..Default::default()
             },
         )

@@ -15,6 +15,7 @@ use crate::state::StateRoot;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use sha2::Digest;
+use std::collections::HashMap;
 use std::io::Read;
 use tether_cloud_api::agent::{DesiredExtension, DesiredExtensions, ExtensionStatusReport};
 
@@ -92,8 +93,22 @@ fn object(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
+/// Protected settings by lowercase extension id, as the cloud last sent
+/// them; the service keeps them in memory only.
+pub type ProtectedSettings = HashMap<String, serde_json::Map<String, serde_json::Value>>;
+
 /// One reconciliation pass.
 pub fn run(state: &StateRoot, settings: &Settings) -> Result<Vec<Outcome>> {
+    run_keeping(state, settings, &mut ProtectedSettings::new())
+}
+
+/// One reconciliation pass that also hands back each desired extension's
+/// protected settings, for a host that keeps them in memory.
+pub fn run_keeping(
+    state: &StateRoot,
+    settings: &Settings,
+    protected: &mut ProtectedSettings,
+) -> Result<Vec<Outcome>> {
     let registration = Registration::load(state)?.ok_or(LifecycleError::NotConnected)?;
     let proxy = ProxyPolicy::from_settings(settings);
     let ca = registration.ca_pem();
@@ -131,8 +146,12 @@ pub fn run(state: &StateRoot, settings: &Settings) -> Result<Vec<Outcome>> {
     let installed = manager.list()?;
     let mut outcomes = Vec::new();
 
+    protected.clear();
     for want in &desired.extensions {
         let id = format!("{}/{}", want.publisher, want.extension_type);
+        if let Some(secrets) = want.protected_settings.as_ref().map(object) {
+            protected.insert(id.to_ascii_lowercase(), secrets);
+        }
         let current = installed.iter().find(|i| i.id.eq_ignore_ascii_case(&id));
         let applied = current
             .and_then(|c| c.cloud.as_ref())

@@ -49,6 +49,9 @@ struct Service {
     /// disconnect, reset.
     work: Mutex<()>,
     wake: Mutex<Sender<Wake>>,
+    /// The cloud's protected settings for each extension, in memory only:
+    /// the extensions' calls in this process get them; nothing writes them.
+    protected: Mutex<reconcile::ProtectedSettings>,
 }
 
 /// The running service's wake channel, for stopping it from outside the
@@ -93,6 +96,7 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
         tokens: Arc::new(TokenCache::default()),
         work: Mutex::new(()),
         wake: Mutex::new(wake_tx),
+        protected: Mutex::new(Default::default()),
     });
     tracing::info!(
         "Tether {} starting (state {}, heartbeat every {}s)",
@@ -445,7 +449,9 @@ impl Service {
             return Ok(());
         }
         let _work = lock(&self.work);
-        let outcomes = reconcile::run(&self.state, &settings)?;
+        let mut protected = reconcile::ProtectedSettings::new();
+        let outcomes = reconcile::run_keeping(&self.state, &settings, &mut protected)?;
+        *lock(&self.protected) = protected;
         for outcome in outcomes.iter().filter(|o| o.action != "unchanged") {
             tracing::info!(
                 "extension {}: {} {}",
@@ -486,7 +492,8 @@ impl Service {
             Request::Invoke { id, command, args } => {
                 tracing::info!("invoke {id} {command}");
                 let _work = lock(&self.work);
-                let manager = Manager::new(self.state.clone())?;
+                let manager = Manager::new(self.state.clone())?
+                    .with_protected_settings(lock(&self.protected).clone());
                 let outcome = manager.invoke(&id, &command, &args)?;
                 Ok(serde_json::to_value(super::InvokeResult::from(outcome))?)
             }
@@ -505,6 +512,7 @@ impl Service {
                 };
                 let plan = disconnect(&self.state, &self.settings(), request, &mut say)?;
                 self.tokens.clear();
+                lock(&self.protected).clear();
                 let mut live = lock(&self.live);
                 live.connected = false;
                 live.resource_id = None;

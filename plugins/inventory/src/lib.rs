@@ -6,7 +6,8 @@
 //! key-value store, so the count survives host restarts.
 //!
 //! Settings: `labels` (an object of strings, copied into the document) and
-//! `includeStatus` (bool, default true).
+//! `includeStatus` (bool, default true). Protected: `uploadToken`, a secret
+//! the document only says is present (it never leaves the extension).
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ struct Document {
     labels: BTreeMap<String, String>,
     activations: u64,
     collections: u64,
+    /// Whether the protected `uploadToken` reached the extension.
+    has_upload_token: bool,
 }
 
 const ACTIVATIONS: &str = "activations";
@@ -66,6 +69,7 @@ fn collect() -> Result<String, Error> {
         labels,
         activations: kv::get(ACTIVATIONS)?.unwrap_or(0),
         collections,
+        has_upload_token: settings::protected::<String>("uploadToken")?.is_some(),
     };
     let json = serde_json::to_string_pretty(&document)?;
     tether_sdk::report_status(StatusState::Success, &format!("collection {collections}"));
