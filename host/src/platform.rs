@@ -30,48 +30,88 @@ pub fn tether_group() -> Option<u32> {
     Some(unsafe { (*group).gr_gid })
 }
 
+/// A security descriptor made from SDDL, freed on drop.
+#[cfg(windows)]
+pub struct SecurityDescriptor(windows_sys::Win32::Security::PSECURITY_DESCRIPTOR);
+
+// SAFETY: the descriptor is read-only memory from LocalAlloc once built.
+#[cfg(windows)]
+unsafe impl Send for SecurityDescriptor {}
+// SAFETY: as above; nothing mutates it.
+#[cfg(windows)]
+unsafe impl Sync for SecurityDescriptor {}
+
+/// SYSTEM and Administrators only, protected from inheritance, inherited
+/// by everything below (`OICI`).
+#[cfg(windows)]
+pub const ADMINISTRATORS_ONLY: &str = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)";
+
+#[cfg(windows)]
+fn wide(s: &std::ffi::OsStr) -> Vec<u16> {
+    use std::os::windows::ffi::OsStrExt;
+    s.encode_wide().chain(Some(0)).collect()
+}
+
+#[cfg(windows)]
+impl SecurityDescriptor {
+    pub fn from_sddl(sddl: &str) -> std::io::Result<Self> {
+        use windows_sys::Win32::Security::Authorization::{
+            ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+        };
+        let text = wide(sddl.as_ref());
+        let mut descriptor = std::ptr::null_mut();
+        // SAFETY: a NUL-terminated UTF-16 string that outlives the call; the
+        // descriptor it allocates is owned by the returned value.
+        let made = unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                text.as_ptr(),
+                SDDL_REVISION_1,
+                &mut descriptor,
+                std::ptr::null_mut(),
+            )
+        };
+        if made == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self(descriptor))
+    }
+
+    pub fn as_ptr(&self) -> windows_sys::Win32::Security::PSECURITY_DESCRIPTOR {
+        self.0
+    }
+}
+
+#[cfg(windows)]
+impl Drop for SecurityDescriptor {
+    fn drop(&mut self) {
+        // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW.
+        unsafe {
+            windows_sys::Win32::Foundation::LocalFree(self.0);
+        }
+    }
+}
+
 /// Makes `dir` (the state root) administrators' and SYSTEM's only, not
 /// inherited from %ProgramData% (where Users may read and create). On Unix
 /// the state root's files carry their own modes; nothing changes.
 #[cfg(windows)]
 pub fn restrict_to_administrators(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::windows::ffi::OsStrExt;
-    use windows_sys::Win32::Foundation::LocalFree;
-    use windows_sys::Win32::Security::Authorization::{
-        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
-    };
     use windows_sys::Win32::Security::{
-        DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR,
-        SetFileSecurityW,
+        DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, SetFileSecurityW,
     };
-    let wide = |s: &std::ffi::OsStr| s.encode_wide().chain(Some(0)).collect::<Vec<u16>>();
-    // Protected DACL: full control for SYSTEM and Administrators, inherited
-    // by everything below.
-    let sddl = wide("D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)".as_ref());
+    let descriptor = SecurityDescriptor::from_sddl(ADMINISTRATORS_ONLY)?;
     let path = wide(dir.as_os_str());
-    let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
-    // SAFETY: both strings are NUL-terminated UTF-16 that outlive the
-    // calls; the descriptor is allocated by the conversion and freed here.
-    unsafe {
-        if ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            sddl.as_ptr(),
-            SDDL_REVISION_1,
-            &mut descriptor,
-            std::ptr::null_mut(),
-        ) == 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        let set = SetFileSecurityW(
+    // SAFETY: a NUL-terminated path and a valid descriptor, both alive
+    // for the call.
+    let set = unsafe {
+        SetFileSecurityW(
             path.as_ptr(),
             DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-            descriptor,
-        );
-        let error = std::io::Error::last_os_error();
-        LocalFree(descriptor);
-        if set == 0 {
-            return Err(error);
-        }
+            descriptor.as_ptr(),
+        )
+    };
+    if set == 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -133,28 +133,54 @@ mod imp {
 #[cfg(windows)]
 mod imp {
     use super::{Handler, handle};
+    use crate::platform::SecurityDescriptor;
     use crate::state::StateRoot;
     use anyhow::{Context, Result};
-    use tokio::net::windows::named_pipe::ServerOptions;
+    use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
+    use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
 
     pub struct Listener {
         name: String,
-        first: tokio::net::windows::named_pipe::NamedPipeServer,
+        descriptor: SecurityDescriptor,
+        first: NamedPipeServer,
     }
 
-    /// Creates the pipe. Its default security grants write access only to
-    /// administrators and LocalSystem (everyone else may only read, which
-    /// is not enough to send a request); remote clients are rejected.
+    /// SYSTEM and Administrators only; nobody else may even open it.
+    const PIPE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)";
+
+    fn create(
+        name: &str,
+        descriptor: &SecurityDescriptor,
+        first: bool,
+    ) -> std::io::Result<NamedPipeServer> {
+        let mut attributes = SECURITY_ATTRIBUTES {
+            nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+            lpSecurityDescriptor: descriptor.as_ptr(),
+            bInheritHandle: 0,
+        };
+        // SAFETY: `attributes` and the descriptor it points to are alive
+        // for the call, which copies what it needs.
+        unsafe {
+            ServerOptions::new()
+                .first_pipe_instance(first)
+                .reject_remote_clients(true)
+                .create_with_security_attributes_raw(name, (&raw mut attributes).cast())
+        }
+    }
+
+    /// Creates the pipe, for administrators and SYSTEM only, remote
+    /// clients rejected.
     pub fn bind(state: &StateRoot) -> Result<Listener> {
         let name = super::super::pipe_name(state);
-        let first = ServerOptions::new()
-            .first_pipe_instance(true)
-            .reject_remote_clients(true)
-            .create(&name)
-            .with_context(|| {
-                format!("could not create the pipe {name} (is a service already running?)")
-            })?;
-        Ok(Listener { name, first })
+        let descriptor = SecurityDescriptor::from_sddl(PIPE_SDDL)?;
+        let first = create(&name, &descriptor, true).with_context(|| {
+            format!("could not create the pipe {name} (is a service already running?)")
+        })?;
+        Ok(Listener {
+            name,
+            descriptor,
+            first,
+        })
     }
 
     pub async fn serve(listener: Listener, handler: Handler) {
@@ -163,10 +189,7 @@ mod imp {
             if let Err(e) = server.connect().await {
                 tracing::warn!("the control pipe could not accept: {e}");
             }
-            let next = match ServerOptions::new()
-                .reject_remote_clients(true)
-                .create(&listener.name)
-            {
+            let next = match create(&listener.name, &listener.descriptor, false) {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!("the control pipe could not be renewed: {e}");
