@@ -595,11 +595,26 @@ fn sd_notify_ready_and_a_unit_systemd_accepts() -> TestResult {
     let socket = UnixDatagram::bind(&notify)?;
     socket.set_read_timeout(Some(Duration::from_secs(30)))?;
     let notify_text = notify.display().to_string();
-    let service = Service::start_with(h, "5m", &[("NOTIFY_SOCKET", &notify_text)])?;
+    let service = Service::start_with(
+        h,
+        "5m",
+        &[("NOTIFY_SOCKET", &notify_text), ("WATCHDOG_USEC", "400000")],
+    )?;
     let mut buf = [0u8; 256];
-    let n = socket.recv(&mut buf)?;
-    let message = String::from_utf8_lossy(&buf[..n]).to_string();
-    assert!(message.contains("READY=1"), "{message}");
+    let mut said = Vec::new();
+    // READY first, then watchdog pings every 200 ms (half of WATCHDOG_USEC).
+    while said
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 3
+    {
+        let n = socket.recv(&mut buf)?;
+        said.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    let ready = said.iter().position(|m| m.contains("READY=1"));
+    let first_ping = said.iter().position(|m| m.contains("WATCHDOG=1"));
+    assert!(ready.is_some() && ready < first_ping, "{said:?}");
     assert!(service.stop()?.success());
     let mut saw_stopping = false;
     socket.set_read_timeout(Some(Duration::from_secs(2)))?;
