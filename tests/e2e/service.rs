@@ -743,3 +743,34 @@ fn the_service_reconciles_and_keeps_protected_settings_in_memory_only() -> TestR
     }
     Ok(())
 }
+
+#[test]
+fn reset_runs_inside_the_running_service_and_a_second_service_is_refused() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "svc-reset")?;
+    let h = home.path();
+    let service = Service::start(h, "5m")?;
+    let second = tether(h)
+        .args(["service", "run", "--metadata-port", "0"])
+        .output()?;
+    assert!(!second.status.success());
+    assert!(
+        stderr(&second).contains("already running"),
+        "{}",
+        stderr(&second)
+    );
+
+    let out = tether(h)
+        .args(["--json", "reset", "--wait", "--config"])
+        .arg(cloud.config_file("administrator")?)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(status["state"], "Succeeded", "{status}");
+    assert!(cloud.machines()?.is_empty());
+    assert!(!h.join("registration.json").exists());
+    let log = std::fs::read_to_string(h.join("logs/tether.log"))?;
+    assert!(log.contains("started in the service"), "{log}");
+    service.wait_until("disconnected", |l| l["connected"] == false)?;
+    Ok(())
+}

@@ -521,6 +521,7 @@ impl Service {
             }
             Request::Reset { arm_token } => {
                 let started = reset::prepare(&self.state, arm_token)?;
+                tracing::info!("reset {} started in the service", started.id);
                 let service = self.clone();
                 let id = started.id.clone();
                 // The reset runs on after this answer, under the work lock.
