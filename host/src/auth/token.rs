@@ -43,12 +43,7 @@ impl Identity<'_> {
 
     /// ARM's `.default` scope.
     pub fn arm_scope(&self) -> String {
-        let audience = self
-            .endpoints
-            .audiences
-            .first()
-            .cloned()
-            .unwrap_or_else(|| self.endpoints.resource_manager.to_string());
+        let audience = self.endpoints.arm_audience();
         format!("{}/.default", audience.trim_end_matches('/'))
     }
 

@@ -187,6 +187,25 @@ fn record(state: &StateRoot, e: &anyhow::Error) {
     crate::lifecycle::status::record_error(state, code, &format!("{e:#}"));
 }
 
+/// An ARM token for this machine's cloud, signed in here, where the
+/// operator sees any prompt; the service or a background reset gets only
+/// the token.
+fn sign_in_here(
+    out: &Output,
+    sign_in: &SignIn,
+    registration: &Registration,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<String> {
+    crate::auth::arm_token(
+        sign_in,
+        &registration.endpoints,
+        &ProxyPolicy::from_settings(settings),
+        registration.ca_pem(),
+        &mut say(out),
+    )
+    .map_err(lifecycle_error)
+}
+
 /// The service's state as `show` reports it.
 fn service_state(state: &StateRoot) -> &'static str {
     match Connection::open(state) {
@@ -307,16 +326,7 @@ pub fn run_disconnect(out: &Output, mut args: DisconnectArgs) -> anyhow::Result<
         // The service hosts the extensions, so it removes them: sign in
         // here (prompts show here) and hand it the token.
         let arm_token = match &sign_in {
-            Some(sign_in) => Some(
-                crate::auth::arm_token(
-                    sign_in,
-                    &registration.endpoints,
-                    &ProxyPolicy::from_settings(&settings),
-                    registration.ca_pem(),
-                    &mut say(out),
-                )
-                .map_err(lifecycle_error)?,
-            ),
+            Some(sign_in) => Some(sign_in_here(out, sign_in, registration, &settings)?),
             None => None,
         };
         out.note("the service is running: it carries out the disconnect");
@@ -523,17 +533,7 @@ pub fn run_reset(out: &Output, mut args: ResetArgs) -> anyhow::Result<Exit> {
         None
     } else {
         let sign_in = resolve_sign_in(&args.sign_in, &state, &settings)?;
-        let proxy = ProxyPolicy::from_settings(&settings);
-        Some(
-            crate::auth::arm_token(
-                &sign_in,
-                &registration.endpoints,
-                &proxy,
-                registration.ca_pem(),
-                &mut say(out),
-            )
-            .map_err(lifecycle_error)?,
-        )
+        Some(sign_in_here(out, &sign_in, &registration, &settings)?)
     };
     // The running service hosts the extensions, so it runs the reset.
     let in_service = ask(

@@ -70,11 +70,7 @@ pub fn machine_token(
     principal_id: &str,
     key: &SigningKey,
 ) -> Result<String> {
-    let audience = endpoints
-        .audiences
-        .get(1)
-        .cloned()
-        .unwrap_or_else(|| endpoints.agent_service.to_string());
+    let audience = endpoints.agent_audience();
     let identity = MachineIdentity {
         endpoints,
         proxy,

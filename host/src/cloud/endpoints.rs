@@ -53,6 +53,24 @@ pub struct Endpoints {
     pub audiences: Vec<String>,
 }
 
+impl Endpoints {
+    /// The audience of ARM tokens.
+    pub fn arm_audience(&self) -> String {
+        self.audiences
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.resource_manager.to_string())
+    }
+
+    /// The audience of the agent service's tokens (the machine's own).
+    pub fn agent_audience(&self) -> String {
+        self.audiences
+            .get(1)
+            .cloned()
+            .unwrap_or_else(|| self.agent_service.to_string())
+    }
+}
+
 fn url(text: &str) -> Url {
     // Only called on the literals below.
     Url::parse(text).unwrap_or_else(|_| unreachable!("built-in endpoint {text} is a URL"))

@@ -254,8 +254,9 @@ impl Service {
                 Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 #[cfg(unix)]
                 Ok(Wake::Reload) => {
-                    self.reload_if_changed(&mut watch);
-                    lock(&self.live).settings_reloaded = Some(crate::util::now());
+                    if let Err(e) = self.reload() {
+                        tracing::error!("{e:#}");
+                    }
                 }
                 Ok(Wake::Heartbeat) => beat_at = Instant::now(),
                 Ok(Wake::Reconcile) => reconcile_at = Instant::now(),
@@ -331,12 +332,28 @@ impl Service {
         }
     }
 
+    /// Re-reads the settings file now (`service reload`, SIGHUP); a broken
+    /// file leaves the settings in effect and is reported.
+    fn reload(&self) -> Result<()> {
+        match self.store.load() {
+            Ok(settings) => {
+                self.apply(settings);
+                Ok(())
+            }
+            Err(e) => {
+                lock(&self.live).settings_error = Some(e.to_string());
+                Err(anyhow::Error::new(e)
+                    .context("the settings in effect are kept until the file is fixed"))
+            }
+        }
+    }
+
     /// Puts new settings in effect (see the README's "When settings take
     /// effect").
     fn apply(&self, settings: Settings) {
         let before = self.settings();
         let now = crate::util::now();
-        if serde_json::to_value(&before).ok() == serde_json::to_value(&settings).ok() {
+        if before == settings {
             lock(&self.live).settings_reloaded = Some(now);
             return;
         }
@@ -377,12 +394,7 @@ impl Service {
         let proxy = ProxyPolicy::from_settings(&settings);
         let key = machine_key::load_active(&self.state)?;
         let identity = registration.identity(&proxy, &key);
-        let audience = registration
-            .endpoints
-            .audiences
-            .get(1)
-            .cloned()
-            .unwrap_or_else(|| registration.endpoints.agent_service.to_string());
+        let audience = registration.endpoints.agent_audience();
         let beat = HeartbeatRequest {
             agent_version: env!("CARGO_PKG_VERSION").into(),
             service_statuses: json!({"tether": {"status": "running", "startupType": "automatic"}}),
@@ -470,17 +482,10 @@ impl Service {
     fn handle(self: &Arc<Self>, request: Request, progress: &dyn Fn(&str)) -> Result<Value> {
         match request {
             Request::Status => Ok(serde_json::to_value(&*lock(&self.live))?),
-            Request::Reload => match self.store.load() {
-                Ok(settings) => {
-                    self.apply(settings);
-                    Ok(serde_json::to_value(&*lock(&self.live))?)
-                }
-                Err(e) => {
-                    lock(&self.live).settings_error = Some(e.to_string());
-                    Err(anyhow::Error::new(e)
-                        .context("the settings in effect are kept until the file is fixed"))
-                }
-            },
+            Request::Reload => {
+                self.reload()?;
+                Ok(serde_json::to_value(&*lock(&self.live))?)
+            }
             Request::Heartbeat => {
                 self.wake(Wake::Heartbeat);
                 Ok(json!({"scheduled": "heartbeat"}))

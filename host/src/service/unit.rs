@@ -102,6 +102,12 @@ fn systemctl(args: &[&str]) -> Result<String> {
     Ok(text)
 }
 
+/// Whether systemd is to be told about units in `dir`: it runs, and `dir`
+/// is where it looks (a unit written elsewhere is only written).
+fn managed(dir: &Path) -> bool {
+    systemd_running() && dir == Path::new(UNIT_DIR)
+}
+
 pub fn unit_path(dir: &Path) -> PathBuf {
     dir.join(format!("{SERVICE_NAME}.service"))
 }
@@ -118,7 +124,7 @@ pub fn install(dir: &Path, exe: &Path, state: &StateRoot, start: bool) -> Result
     )?;
     let mut notes = Vec::new();
     let mut service_state = None;
-    if systemd_running() && dir == Path::new(UNIT_DIR) {
+    if managed(dir) {
         systemctl(&["daemon-reload"])?;
         if start {
             systemctl(&["enable", "--now", SERVICE_NAME])?;
@@ -145,7 +151,7 @@ pub fn install(dir: &Path, exe: &Path, state: &StateRoot, start: bool) -> Result
 pub fn uninstall(dir: &Path) -> Result<Registration> {
     let path = unit_path(dir);
     let mut notes = Vec::new();
-    if systemd_running() && dir == Path::new(UNIT_DIR) && path.exists() {
+    if managed(dir) && path.exists() {
         systemctl(&["disable", "--now", SERVICE_NAME])?;
     }
     match std::fs::remove_file(&path) {
@@ -155,7 +161,7 @@ pub fn uninstall(dir: &Path) -> Result<Registration> {
         }
         Err(e) => return Err(e).with_context(|| format!("could not remove {}", path.display())),
     }
-    if systemd_running() && dir == Path::new(UNIT_DIR) {
+    if managed(dir) {
         systemctl(&["daemon-reload"])?;
     }
     Ok(Registration {
@@ -170,7 +176,7 @@ pub fn uninstall(dir: &Path) -> Result<Registration> {
 /// Whether the unit is installed, and what systemd says of it.
 pub fn status(dir: &Path) -> Registration {
     let path = unit_path(dir);
-    let state = (systemd_running() && dir == Path::new(UNIT_DIR))
+    let state = managed(dir)
         .then(|| systemctl(&["is-active", SERVICE_NAME]).ok())
         .flatten();
     Registration {
