@@ -107,7 +107,7 @@ impl LiveStatus {
 }
 
 /// An extension command's result, as the service sends it back.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct InvokeResult {
     pub output: Option<String>,
     pub logs: Vec<LogRecord>,

@@ -419,29 +419,16 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
                 command: command.clone(),
                 args: args.clone(),
             };
-            let result = match crate::service::control::client::ask(&state, &request, &mut |_| {})?
-            {
-                Some(answer) => answer,
-                None => {
-                    let outcome = Manager::new(state)?.invoke(&id, &command, &args)?;
-                    serde_json::to_value(crate::service::InvokeResult::from(outcome))?
-                }
-            };
+            let result: crate::service::InvokeResult =
+                match crate::service::control::client::ask(&state, &request, &mut |_| {})? {
+                    Some(answer) => serde_json::from_value(answer)?,
+                    None => Manager::new(state)?.invoke(&id, &command, &args)?.into(),
+                };
             if out.is_json() {
                 out.json(&result);
             } else {
-                for record in result["logs"].as_array().into_iter().flatten() {
-                    let source = match record["source"].as_str().unwrap_or("log") {
-                        "log" => String::new(),
-                        other => format!(" {other}"),
-                    };
-                    out.note(format_args!(
-                        "[{id}]{source} {}: {}",
-                        record["level"].as_str().unwrap_or("info"),
-                        record["message"].as_str().unwrap_or_default()
-                    ));
-                }
-                if let Some(o) = result["output"].as_str() {
+                print_logs(out, &id, &result.logs);
+                if let Some(o) = result.output {
                     out.line(o);
                 }
             }

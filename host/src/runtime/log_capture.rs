@@ -24,7 +24,7 @@ pub const MAX_CALL_BYTES: usize = 256 * 1024;
 const STDERR_TAIL: usize = 8;
 
 /// Where a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogSource {
     /// `host.log` (the SDK's logging macros).
@@ -35,10 +35,10 @@ pub enum LogSource {
     Host,
 }
 
-/// One captured line.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One captured line (also as the service sends it to the CLI).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LogRecord {
-    #[serde(serialize_with = "level_name")]
+    #[serde(serialize_with = "level_name", deserialize_with = "level_from_name")]
     pub level: Level,
     pub source: LogSource,
     pub message: String,
@@ -46,6 +46,20 @@ pub struct LogRecord {
 
 fn level_name<S: serde::Serializer>(level: &Level, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(level_str(*level))
+}
+
+fn level_from_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+    let name = <String as serde::Deserialize>::deserialize(d)?;
+    [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+    ]
+    .into_iter()
+    .find(|level| level_str(*level) == name)
+    .ok_or_else(|| serde::de::Error::custom(format!("`{name}` is not a log level")))
 }
 
 pub fn level_str(level: Level) -> &'static str {
