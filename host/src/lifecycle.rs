@@ -11,7 +11,7 @@ pub mod registration;
 pub mod reset;
 pub mod status;
 
-pub use registration::Registration;
+pub use registration::{ConnectedMachine, Registration};
 
 /// Why a lifecycle operation failed, for the exit code.
 #[derive(Debug, thiserror::Error)]

@@ -130,3 +130,32 @@ pub const NEEDS_ADMIN: &str = if cfg!(windows) {
 } else {
     "run it as root (for example with sudo)"
 };
+
+/// The machine-wide application data folder (`C:\ProgramData`), as the
+/// shell knows it. Not the `ProgramData` variable: a service's environment
+/// is not the operator's, and both must find the same state root.
+#[cfg(windows)]
+pub fn program_data() -> Option<std::path::PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    use windows_sys::Win32::System::Com::CoTaskMemFree;
+    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, KF_FLAG_DEFAULT, SHGetKnownFolderPath};
+    let mut path: windows_sys::core::PWSTR = std::ptr::null_mut();
+    // SAFETY: the GUID is a constant; on return `path` is null or a
+    // NUL-terminated string the shell allocated, which we read up to its
+    // NUL and free once with CoTaskMemFree, as the API requires.
+    unsafe {
+        let hr = SHGetKnownFolderPath(
+            &FOLDERID_ProgramData,
+            KF_FLAG_DEFAULT as u32,
+            std::ptr::null_mut(),
+            &mut path,
+        );
+        if path.is_null() {
+            return None;
+        }
+        let len = (0..).take_while(|&i| *path.add(i) != 0).count();
+        let folder = std::ffi::OsString::from_wide(std::slice::from_raw_parts(path, len));
+        CoTaskMemFree(path as *const core::ffi::c_void);
+        (hr == 0).then(|| folder.into())
+    }
+}

@@ -26,7 +26,7 @@ mod outbound;
 mod wit;
 
 pub use activation::{Activation, Call, CallOutcome, ReportedStatus};
-pub use cache::CacheOutcome;
+pub use cache::{CacheOutcome, CacheStats};
 pub use cpu::{CpuGovernor, thread_cpu as thread_cpu_time};
 pub use error::{GuestError, GuestErrorKind};
 pub use limits::{Limits, MAX_MEMORY_BYTES, MAX_OUTPUT_BYTES};
@@ -127,6 +127,30 @@ impl Runtime {
     /// Whether instances come from the pooling allocator.
     pub fn is_pooling(&self) -> bool {
         self.engine.is_pooling()
+    }
+
+    /// The CPU share all extensions together may use, if capped.
+    pub fn cpu_percent(&self) -> Option<u8> {
+        self.cpu.as_ref().map(|c| c.percent())
+    }
+
+    /// Changes the CPU share for every call from now on, running ones
+    /// included (no effect on an uncapped runtime).
+    pub fn set_cpu_percent(&self, percent: u8) {
+        if let Some(cpu) = &self.cpu {
+            cpu.set_percent(percent);
+        }
+    }
+
+    /// How loads were served so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Drops the compiled components kept in memory: the next load reads
+    /// the disk cache.
+    pub fn forget_compiled(&self) {
+        self.cache.forget();
     }
 
     /// The engine's fingerprint: what compiled artifacts are keyed by.

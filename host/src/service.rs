@@ -22,7 +22,7 @@ pub use unit::{install, status as registration_status, uninstall};
 #[cfg(windows)]
 pub use windows::{install, status as registration_status, uninstall};
 
-use crate::runtime::{CallOutcome, LogRecord};
+use crate::runtime::{CacheStats, CallOutcome, LogRecord, Runtime};
 use crate::state::StateRoot;
 use serde::Serialize;
 use serde_json::Value;
@@ -73,6 +73,35 @@ pub struct LiveStatus {
     pub metadata_endpoints: Vec<String>,
     pub control: String,
     pub log_file: String,
+    /// Read when status is asked for.
+    pub extension_runtime: Option<RuntimeStatus>,
+}
+
+/// The service's one extension runtime.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeStatus {
+    /// `pooling` or `on-demand`.
+    pub allocator: &'static str,
+    /// `extensions.agent.cpulimit` as the runtime enforces it.
+    pub cpu_percent: Option<u8>,
+    /// How component loads were served: compiled, read from the disk
+    /// cache, or kept in memory from an earlier call.
+    pub components: CacheStats,
+}
+
+impl RuntimeStatus {
+    pub fn of(runtime: &Runtime) -> Self {
+        Self {
+            allocator: if runtime.is_pooling() {
+                "pooling"
+            } else {
+                "on-demand"
+            },
+            cpu_percent: runtime.cpu_percent(),
+            components: runtime.cache_stats(),
+        }
+    }
 }
 
 impl LiveStatus {
@@ -102,6 +131,7 @@ impl LiveStatus {
                 control::socket_path(state).display().to_string()
             },
             log_file: logfile::path(state.path()).display().to_string(),
+            extension_runtime: None,
         }
     }
 }

@@ -48,15 +48,16 @@ impl StateRoot {
     }
 }
 
+#[cfg(windows)]
 fn default_root() -> PathBuf {
-    if cfg!(windows) {
-        let base = std::env::var_os("ProgramData")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"));
-        base.join("Tether")
-    } else {
-        PathBuf::from("/var/opt/tether")
-    }
+    crate::platform::program_data()
+        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
+        .join("Tether")
+}
+
+#[cfg(not(windows))]
+fn default_root() -> PathBuf {
+    PathBuf::from("/var/opt/tether")
 }
 
 /// Who may read a file written by [`write_atomic`].

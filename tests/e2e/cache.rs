@@ -1,5 +1,6 @@
 //! The compiled-component cache: compile once, load after; never load an
-//! artifact this host did not write.
+//! artifact this host did not write. A runtime keeps what it loaded in
+//! memory, so the disk checks below use a new runtime (a new process).
 
 use crate::support::*;
 use tether::runtime::{CacheOutcome, ExtensionSpec, Runtime, RuntimeOptions};
@@ -37,10 +38,27 @@ fn components_compile_once_and_load_afterwards() -> TestResult {
         load_hello(&runtime, home.path())?,
         CacheOutcome::CompiledAndStored
     );
-    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Loaded);
-    // A new process (a new engine with the same settings) loads it too.
+    // The same runtime (a long-lived service) keeps it in memory.
+    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Memory);
+    let stats = runtime.cache_stats();
+    assert_eq!(
+        (
+            stats.compiled,
+            stats.loaded_from_disk,
+            stats.from_memory,
+            stats.kept_in_memory
+        ),
+        (1, 0, 1, 1)
+    );
+    // A new process (a new engine with the same settings) loads it.
     let again = Runtime::new(options)?;
     assert_eq!(again.fingerprint(), runtime.fingerprint());
+    assert_eq!(load_hello(&again, home.path())?, CacheOutcome::Loaded);
+    assert_eq!(load_hello(&again, home.path())?, CacheOutcome::Memory);
+    assert_eq!(again.cache_stats().loaded_from_disk, 1);
+    // Forgotten, it is read from the disk again.
+    again.forget_compiled();
+    assert_eq!(again.cache_stats().kept_in_memory, 0);
     assert_eq!(load_hello(&again, home.path())?, CacheOutcome::Loaded);
     let written = artifacts_in(&cache, ".cwasm")?;
     assert_eq!(written.len(), 1);
@@ -52,14 +70,13 @@ fn components_compile_once_and_load_afterwards() -> TestResult {
 fn corrupt_or_foreign_artifacts_are_recompiled_not_loaded() -> TestResult {
     let home = tempfile::tempdir()?;
     let cache = home.path().join("cache");
-    let runtime = Runtime::new(RuntimeOptions {
+    let options = RuntimeOptions {
         cache_dir: Some(cache.clone()),
         ..Default::default()
-    })?;
-    assert_eq!(
-        load_hello(&runtime, home.path())?,
-        CacheOutcome::CompiledAndStored
-    );
+    };
+    // Each load in a new process: one that never saw the artifact's bytes.
+    let load = || load_hello(&Runtime::new(options.clone())?, home.path());
+    assert_eq!(load()?, CacheOutcome::CompiledAndStored);
     let artifact = artifacts_in(&cache, ".cwasm")?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no artifact"))?;
@@ -69,18 +86,18 @@ fn corrupt_or_foreign_artifacts_are_recompiled_not_loaded() -> TestResult {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&artifact, &bytes)?;
-    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Replaced);
-    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Loaded);
+    assert_eq!(load()?, CacheOutcome::Replaced);
+    assert_eq!(load()?, CacheOutcome::Loaded);
 
     // Foreign: an artifact without the seal this host writes beside its own.
     let seal = artifacts_in(&cache, ".cwasm.seal")?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("no seal"))?;
     std::fs::remove_file(&seal)?;
-    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Replaced);
+    assert_eq!(load()?, CacheOutcome::Replaced);
 
     // Foreign with a forged seal for different bytes.
     std::fs::write(&artifact, b"not an artifact")?;
-    assert_eq!(load_hello(&runtime, home.path())?, CacheOutcome::Replaced);
+    assert_eq!(load()?, CacheOutcome::Replaced);
     Ok(())
 }

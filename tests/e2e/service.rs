@@ -507,9 +507,11 @@ fn the_control_socket_serves_root_only_and_runs_reload_invoke_and_disconnect() -
     let file = h.join("settings.toml");
     let text = std::fs::read_to_string(&file)?.replace("cpulimit = 30", "cpulimit = 40");
     std::fs::write(&file, &text)?;
-    service.wait_until("cpulimit 40", |l| {
+    let live = service.wait_until("cpulimit 40", |l| {
         l["settings"]["extensions"]["agent"]["cpulimit"] == 40
     })?;
+    // The service's one runtime enforces the new share.
+    assert_eq!(live["extensionRuntime"]["cpuPercent"], 40, "{live}");
     // …and a broken file is reported, the settings in effect kept.
     std::fs::write(&file, "[extensions\ncpulimit = ")?;
     let out = tether(h).args(["service", "reload"]).output()?;
@@ -520,12 +522,20 @@ fn the_control_socket_serves_root_only_and_runs_reload_invoke_and_disconnect() -
     std::fs::write(&file, &text)?;
     assert!(tether(h).args(["service", "reload"]).status()?.success());
 
-    // Invoke runs in the service.
-    let out = tether(h)
-        .args(["extension", "invoke", "Contoso/Hello", "greet", "service"])
-        .output()?;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("service"), "{}", stdout(&out));
+    // Invoke runs in the service, on its one runtime: the component is read
+    // from the disk cache once, then kept in memory.
+    for _ in 0..3 {
+        let out = tether(h)
+            .args(["extension", "invoke", "Contoso/Hello", "greet", "service"])
+            .output()?;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("service"), "{}", stdout(&out));
+    }
+    let status = service.status()?;
+    let components = &status["live"]["extensionRuntime"]["components"];
+    assert_eq!(components["loadedFromDisk"], 1, "{status}");
+    assert_eq!(components["compiled"], 0, "{status}");
+    assert_eq!(components["fromMemory"], 2, "{status}");
     let log = std::fs::read_to_string(h.join("logs/tether.log"))?;
     assert!(
         log.contains("invoke Contoso/Hello greet"),

@@ -195,6 +195,7 @@ fn cache_name(cache: CacheOutcome) -> &'static str {
         CacheOutcome::CompiledAndStored => "compiled-and-stored",
         CacheOutcome::Loaded => "loaded",
         CacheOutcome::Replaced => "replaced",
+        CacheOutcome::Memory => "memory",
     }
 }
 
@@ -354,7 +355,7 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
         }
         ManageCommand::Remove { id, all } => {
             require_admin("tether extension remove")?;
-            let manager = Manager::new(state)?;
+            let mut manager = Manager::new(state)?;
             let ids: Vec<String> = match (id, all) {
                 (Some(id), false) => vec![id],
                 (None, true) => manager.list()?.into_iter().map(|e| e.id).collect(),
@@ -397,7 +398,8 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
         ManageCommand::Reconcile => {
             require_admin("tether extension reconcile")?;
             let settings = crate::config::SettingsStore::new(&state).load()?;
-            let outcomes = crate::extensions::reconcile::run(&state, &settings)?;
+            let outcomes =
+                crate::extensions::reconcile::run(&mut Manager::new(state)?, &settings)?;
             if out.is_json() {
                 out.json(&outcomes);
             } else if outcomes.is_empty() {

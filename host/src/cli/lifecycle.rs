@@ -5,6 +5,7 @@ use super::{Exit, Output, require_admin};
 use crate::auth::{AuthFailure, SignIn, SignInFlags};
 use crate::cloud::ProxyPolicy;
 use crate::config::SettingsStore;
+use crate::extensions::manager::Manager;
 use crate::lifecycle::connect::{ConnectRequest, connect, parse_tags};
 use crate::lifecycle::disconnect::{DisconnectRequest, disconnect, plan};
 use crate::lifecycle::{LifecycleError, Registration, machine_key};
@@ -345,7 +346,7 @@ pub fn run_disconnect(out: &Output, mut args: DisconnectArgs) -> anyhow::Result<
         return Ok(Exit::Success);
     }
     let plan = disconnect(
-        &state,
+        &mut Manager::new(state.clone())?,
         &settings,
         DisconnectRequest {
             sign_in,
@@ -515,7 +516,7 @@ pub fn run_reset(out: &Output, mut args: ResetArgs) -> anyhow::Result<Exit> {
     require_admin("tether reset")?;
     let settings = SettingsStore::new(&state).load()?;
     if let Some(id) = args.run_operation {
-        reset::run(&state, &settings, &id)?;
+        reset::run(&mut Manager::new(state)?, &settings, &id)?;
         return Ok(Exit::Success);
     }
     if let Some(path) = args.config.clone() {

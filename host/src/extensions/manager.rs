@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tether_package::{Package, ReadLimits};
 
@@ -57,12 +58,16 @@ pub struct InstallOptions {
     pub cloud: Option<CloudAssignment>,
 }
 
+/// Protected settings by lowercase extension id, as the cloud last sent
+/// them: held in memory only, never written.
+pub type ProtectedSettings = HashMap<String, serde_json::Map<String, serde_json::Value>>;
+
 pub struct Manager {
     state: StateRoot,
-    runtime: Runtime,
-    /// Protected settings by lowercase id, held in memory by the service
-    /// (never written): every later call of the extension gets them.
-    protected: HashMap<String, serde_json::Map<String, serde_json::Value>>,
+    runtime: Arc<Runtime>,
+    /// Every later call of an extension gets its protected settings, for as
+    /// long as this manager lives (the service's whole run).
+    protected: ProtectedSettings,
 }
 
 fn dir_of(state: &StateRoot, id: &str) -> Result<PathBuf> {
@@ -103,24 +108,43 @@ pub fn installed(state: &StateRoot) -> Vec<Installed> {
 }
 
 impl Manager {
+    /// A manager with a runtime of its own (one-shot commands), after
+    /// finishing or rolling back what a crash interrupted.
     pub fn new(state: StateRoot) -> Result<Self> {
+        let runtime = Arc::new(Self::runtime_for(&state)?);
+        let manager = Self::with_runtime(state, runtime);
+        manager.recover()?;
+        Ok(manager)
+    }
+
+    /// The runtime this state root's extensions run in: its component
+    /// cache, and the CPU share the settings give them.
+    pub fn runtime_for(state: &StateRoot) -> Result<Runtime> {
         // A broken settings file must not block removal: the default share applies.
-        let cpu = crate::config::SettingsStore::new(&state)
+        let cpu = crate::config::SettingsStore::new(state)
             .load()
             .map(|s| s.extensions.agent.cpulimit)
             .unwrap_or(5);
-        let runtime = Runtime::new(RuntimeOptions {
+        Runtime::new(RuntimeOptions {
             cache_dir: Some(state.component_cache()),
             cpu_percent: Some(cpu),
             ..Default::default()
-        })?;
-        let manager = Self {
+        })
+    }
+
+    /// A manager on a runtime the host keeps for its whole life (the
+    /// service: one engine per process, components compiled once). The
+    /// host runs [`Manager::recover`] when it is ready to.
+    pub fn with_runtime(state: StateRoot, runtime: Arc<Runtime>) -> Self {
+        Self {
             state,
             runtime,
-            protected: HashMap::new(),
-        };
-        manager.recover()?;
-        Ok(manager)
+            protected: ProtectedSettings::new(),
+        }
+    }
+
+    pub fn state(&self) -> &StateRoot {
+        &self.state
     }
 
     /// Every installed extension, sorted by id.
@@ -145,14 +169,10 @@ impl Manager {
         )
     }
 
-    /// Gives the extensions' calls the protected settings the service
-    /// holds for them.
-    pub fn with_protected_settings(
-        mut self,
-        protected: HashMap<String, serde_json::Map<String, serde_json::Value>>,
-    ) -> Self {
+    /// Gives the extensions' later calls these protected settings (the
+    /// cloud's latest).
+    pub fn set_protected_settings(&mut self, protected: ProtectedSettings) {
         self.protected = protected;
-        self
     }
 
     fn load(&self, package: &Package) -> Result<LoadedExtension> {
@@ -328,7 +348,7 @@ impl Manager {
 
     /// Removes an extension: disable, uninstall, data deleted. Always
     /// allowed: a guest that fails on the way out is still removed.
-    pub fn remove(&self, id: &str) -> Result<Vec<String>> {
+    pub fn remove(&mut self, id: &str) -> Result<Vec<String>> {
         let record = self
             .get(id)?
             .with_context(|| format!("{id} is not installed"))?;
@@ -365,11 +385,12 @@ impl Manager {
         }
         journal.done("removed")?;
         journal.finish()?;
+        self.protected.remove(&record.id.to_ascii_lowercase());
         Ok(warnings)
     }
 
     /// Finishes or rolls back operations a crash interrupted.
-    fn recover(&self) -> Result<()> {
+    pub fn recover(&self) -> Result<()> {
         let dir = self.state.path().join("journal");
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry

@@ -6,16 +6,13 @@
 //! failed status, with the reason.
 
 use super::manager::{CloudAssignment, InstallOptions, Manager};
-use crate::cloud::ProxyPolicy;
-use crate::cloud::agent::{join, machine_token};
+use crate::cloud::agent::{join, token_for};
 use crate::cloud::proxy::client;
 use crate::config::{ProxyService, Settings};
-use crate::lifecycle::{LifecycleError, Registration, machine_key};
-use crate::state::StateRoot;
+use crate::lifecycle::ConnectedMachine;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use sha2::Digest;
-use std::collections::HashMap;
 use std::io::Read;
 use tether_cloud_api::agent::{DesiredExtension, DesiredExtensions, ExtensionStatusReport};
 
@@ -93,34 +90,18 @@ fn object(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
-/// Protected settings by lowercase extension id, as the cloud last sent
-/// them; the service keeps them in memory only.
-pub type ProtectedSettings = HashMap<String, serde_json::Map<String, serde_json::Value>>;
-
-/// One reconciliation pass.
-pub fn run(state: &StateRoot, settings: &Settings) -> Result<Vec<Outcome>> {
-    run_keeping(state, settings, &mut ProtectedSettings::new())
-}
-
-/// One reconciliation pass that also hands back each desired extension's
-/// protected settings, for a host that keeps them in memory.
-pub fn run_keeping(
-    state: &StateRoot,
-    settings: &Settings,
-    protected: &mut ProtectedSettings,
-) -> Result<Vec<Outcome>> {
-    let registration = Registration::load(state)?.ok_or(LifecycleError::NotConnected)?;
-    let proxy = ProxyPolicy::from_settings(settings);
+/// One reconciliation pass. The manager keeps each desired extension's
+/// protected settings for its later calls (in memory only).
+pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
+    let state = manager.state().clone();
+    let machine = ConnectedMachine::require(&state, settings)?;
+    let (registration, proxy) = (&machine.registration, &machine.proxy);
     let ca = registration.ca_pem();
-    let key = machine_key::load_active(state)?;
-    let token = machine_token(
-        &registration.endpoints,
-        &proxy,
-        ca,
-        &registration.tenant_id,
-        &registration.principal_id,
-        &key,
-    )?;
+    let token = token_for(
+        &machine.identity(),
+        &registration.endpoints.agent_audience(),
+    )?
+    .access_token;
     let base = registration.endpoints.agent_service.clone();
     let agent = Agent {
         http: client(&proxy.route(ProxyService::Arc, &base), ca)?,
@@ -142,16 +123,21 @@ pub fn run_keeping(
         .context("could not fetch the desired extensions")?
         .error_for_status()?
         .json()?;
-    let manager = Manager::new(state.clone())?;
     let installed = manager.list()?;
     let mut outcomes = Vec::new();
 
-    protected.clear();
+    manager.set_protected_settings(
+        desired
+            .extensions
+            .iter()
+            .filter_map(|want| {
+                let id = format!("{}/{}", want.publisher, want.extension_type);
+                Some((id.to_ascii_lowercase(), object(want.protected_settings.as_ref()?)))
+            })
+            .collect(),
+    );
     for want in &desired.extensions {
         let id = format!("{}/{}", want.publisher, want.extension_type);
-        if let Some(secrets) = want.protected_settings.as_ref().map(object) {
-            protected.insert(id.to_ascii_lowercase(), secrets);
-        }
         let current = installed.iter().find(|i| i.id.eq_ignore_ascii_case(&id));
         let applied = current
             .and_then(|c| c.cloud.as_ref())

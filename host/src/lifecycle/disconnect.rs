@@ -10,6 +10,7 @@ use crate::auth::{SignIn, arm_token};
 use crate::cloud::ProxyPolicy;
 use crate::cloud::arm::ArmClient;
 use crate::config::Settings;
+use crate::extensions::manager::{Manager, installed};
 use crate::state::StateRoot;
 use anyhow::Result;
 use serde::Serialize;
@@ -59,11 +60,7 @@ pub fn plan(state: &StateRoot, force_local_only: bool) -> Result<Plan> {
     if resource.is_none() {
         return Err(LifecycleError::NotConnected.into());
     }
-    let extensions = crate::extensions::manager::Manager::new(state.clone())?
-        .list()?
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let extensions = installed(state).into_iter().map(|e| e.id).collect();
     Ok(Plan {
         extensions,
         resource: resource.filter(|_| !force_local_only),
@@ -75,13 +72,16 @@ pub fn plan(state: &StateRoot, force_local_only: bool) -> Result<Plan> {
     })
 }
 
-/// Disconnects, resuming an interrupted disconnect from its journal.
+/// Disconnects the manager's state root, resuming an interrupted
+/// disconnect from its journal. The manager removes the extensions: in the
+/// service, the one that hosts them.
 pub fn disconnect(
-    state: &StateRoot,
+    manager: &mut Manager,
     settings: &Settings,
     request: DisconnectRequest,
     say: &mut dyn FnMut(&str),
 ) -> Result<Plan> {
+    let state = &manager.state().clone();
     let plan = plan(state, request.force_local_only)?;
     let registration = Registration::load(state)?;
     let pending = journal::pending(state, "disconnect")?;
@@ -122,7 +122,6 @@ pub fn disconnect(
 
     let mut journal = Journal::begin(state, "disconnect", data.clone())?;
     if !journal.entry().has("extensions-removed") {
-        let manager = crate::extensions::manager::Manager::new(state.clone())?;
         for ext in manager.list()? {
             say(&format!("removing extension {}…", ext.id));
             for warning in manager.remove(&ext.id)? {

@@ -1,7 +1,10 @@
 //! What connect records about the machine (public: no secrets), and the
 //! machine's stable VM id.
 
-use crate::cloud::Endpoints;
+use crate::cloud::agent::MachineIdentity;
+use crate::cloud::{Endpoints, ProxyPolicy};
+use crate::config::Settings;
+use ed25519_dalek::SigningKey;
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -62,24 +65,47 @@ impl Registration {
         remove_if_exists(&path(state))
     }
 
-    /// The machine identity this registration names, signing with `key`.
-    pub fn identity<'a>(
-        &'a self,
-        proxy: &'a crate::cloud::ProxyPolicy,
-        key: &'a ed25519_dalek::SigningKey,
-    ) -> crate::cloud::agent::MachineIdentity<'a> {
-        crate::cloud::agent::MachineIdentity {
-            endpoints: &self.endpoints,
-            proxy,
-            ca_pem: self.ca_pem(),
-            tenant: &self.tenant_id,
-            principal_id: &self.principal_id,
-            key,
-        }
-    }
-
     pub fn ca_pem(&self) -> Option<&[u8]> {
         self.cloud_ca_cert.as_deref().map(str::as_bytes)
+    }
+}
+
+/// What a connected machine signs in to the cloud with: its registration,
+/// its active key, and the route the settings in force give it.
+pub struct ConnectedMachine {
+    pub registration: Registration,
+    pub proxy: ProxyPolicy,
+    key: SigningKey,
+}
+
+impl ConnectedMachine {
+    /// `None` when the machine is not connected.
+    pub fn load(state: &StateRoot, settings: &Settings) -> Result<Option<Self>> {
+        let Some(registration) = Registration::load(state)? else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            registration,
+            proxy: ProxyPolicy::from_settings(settings),
+            key: super::machine_key::load_active(state)?,
+        }))
+    }
+
+    /// Like [`ConnectedMachine::load`], with "not connected" as the error.
+    pub fn require(state: &StateRoot, settings: &Settings) -> Result<Self> {
+        Ok(Self::load(state, settings)?.ok_or(super::LifecycleError::NotConnected)?)
+    }
+
+    /// The identity whose tokens are asked for.
+    pub fn identity(&self) -> MachineIdentity<'_> {
+        MachineIdentity {
+            endpoints: &self.registration.endpoints,
+            proxy: &self.proxy,
+            ca_pem: self.registration.ca_pem(),
+            tenant: &self.registration.tenant_id,
+            principal_id: &self.registration.principal_id,
+            key: &self.key,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use super::registration::remove_if_exists;
 use super::{LifecycleError, Registration};
 use crate::auth::SignIn;
 use crate::config::Settings;
+use crate::extensions::manager::Manager;
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -111,7 +112,10 @@ pub fn prepare(state: &StateRoot, token: Option<String>) -> Result<ResetStatus> 
 }
 
 /// The background process's work.
-pub fn run(state: &StateRoot, settings: &Settings, id: &str) -> Result<()> {
+/// `manager` is the state root's: in the service, the one hosting its
+/// extensions.
+pub fn run(manager: &mut Manager, settings: &Settings, id: &str) -> Result<()> {
+    let state = &manager.state().clone();
     let mut status = status(state)?
         .filter(|s| s.id == id)
         .with_context(|| format!("no reset operation {id}"))?;
@@ -136,7 +140,7 @@ pub fn run(state: &StateRoot, settings: &Settings, id: &str) -> Result<()> {
         status.percent_complete = percent;
         let _ = save(state, &status);
     };
-    let result = disconnect(state, settings, request, &mut progress);
+    let result = disconnect(manager, settings, request, &mut progress);
     let mut status = self::status(state)?.unwrap_or(status);
     status.finished = Some(crate::util::now());
     match result {

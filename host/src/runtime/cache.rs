@@ -9,13 +9,20 @@
 //! the check runs on every load, and at several GB/s it keeps a cached load
 //! two orders of magnitude cheaper than a compile.) A stale, foreign, truncated or corrupt
 //! artifact is recompiled and replaced, never loaded.
+//!
+//! A runtime also keeps what it compiled or loaded in memory, so that a
+//! long-lived host (the service) reads each artifact once, not per call.
 
 use crate::state::{Access, write_atomic};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use serde::Serialize;
+use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -31,11 +38,32 @@ pub enum CacheOutcome {
     /// An artifact was there but could not be trusted or used; compiled
     /// afresh and replaced.
     Replaced,
+    /// Kept in memory since this runtime last compiled or loaded it.
+    Memory,
 }
+
+/// How a runtime's loads were served, for the service's status.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheStats {
+    pub compiled: u64,
+    pub loaded_from_disk: u64,
+    pub from_memory: u64,
+    pub kept_in_memory: usize,
+}
+
+/// Distinct components kept in memory at most: a host runs a handful of
+/// extensions, and past this (many updates in one long run) the memory
+/// starts over rather than grow.
+const MEMORY_ENTRIES: usize = 64;
 
 pub(crate) struct ArtifactCache {
     dir: Option<PathBuf>,
     fingerprint: String,
+    memory: Mutex<HashMap<blake3::Hash, Component>>,
+    compiled: AtomicU64,
+    loaded: AtomicU64,
+    from_memory: AtomicU64,
 }
 
 impl ArtifactCache {
@@ -43,11 +71,29 @@ impl ArtifactCache {
         Self {
             dir,
             fingerprint: fingerprint(engine),
+            memory: Mutex::new(HashMap::new()),
+            compiled: AtomicU64::new(0),
+            loaded: AtomicU64::new(0),
+            from_memory: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn fingerprint(&self) -> &str {
-        &self.fingerprint
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            compiled: self.compiled.load(Ordering::Relaxed),
+            loaded_from_disk: self.loaded.load(Ordering::Relaxed),
+            from_memory: self.from_memory.load(Ordering::Relaxed),
+            kept_in_memory: self.memory().len(),
+        }
+    }
+
+    /// Drops what is kept in memory; the next load reads the disk.
+    pub(crate) fn forget(&self) {
+        self.memory().clear();
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<blake3::Hash, Component>> {
+        self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn load_or_compile(
@@ -55,11 +101,45 @@ impl ArtifactCache {
         engine: &Engine,
         component: &[u8],
     ) -> Result<(Component, CacheOutcome)> {
+        if self.dir.is_none() {
+            // No cache configured: compile every time (development runs,
+            // the benchmark's baseline).
+            self.compiled.fetch_add(1, Ordering::Relaxed);
+            return Ok((compile(engine, component)?, CacheOutcome::Compiled));
+        }
+        let digest = blake3::hash(component);
+        if let Some(kept) = self.memory().get(&digest) {
+            self.from_memory.fetch_add(1, Ordering::Relaxed);
+            return Ok((kept.clone(), CacheOutcome::Memory));
+        }
+        let (loaded, outcome) = self.from_disk(engine, component, &digest)?;
+        let counter = match outcome {
+            CacheOutcome::Loaded => &self.loaded,
+            _ => &self.compiled,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut memory = self.memory();
+        if memory.len() >= MEMORY_ENTRIES {
+            memory.clear();
+        }
+        memory.insert(digest, loaded.clone());
+        Ok((loaded, outcome))
+    }
+
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    fn from_disk(
+        &self,
+        engine: &Engine,
+        component: &[u8],
+        digest: &blake3::Hash,
+    ) -> Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
             return Ok((compile(engine, component)?, CacheOutcome::Compiled));
         };
-        let digest = blake3::hash(component).to_hex();
-        let artifact = dir.join(format!("{digest}-{}.cwasm", self.fingerprint));
+        let artifact = dir.join(format!("{}-{}.cwasm", digest.to_hex(), self.fingerprint));
         let seal = artifact.with_extension("cwasm.seal");
 
         let mut outcome = CacheOutcome::CompiledAndStored;

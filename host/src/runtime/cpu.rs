@@ -2,15 +2,17 @@
 //! `extensions.agent.cpulimit` percent of one CPU, measured over short
 //! windows. Enforced at epoch ticks (every 10 ms of guest execution): a
 //! guest past the window's budget waits for the next window. Calls shorter
-//! than a tick are never slowed.
+//! than a tick are never slowed. The share can change while guests run (the
+//! service applies a new setting to its one runtime).
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_millis(100);
 
 pub struct CpuGovernor {
-    percent: u8,
+    percent: AtomicU8,
     window: Mutex<Window>,
 }
 
@@ -23,7 +25,7 @@ impl CpuGovernor {
     /// `percent` of one CPU (1–100).
     pub fn new(percent: u8) -> Self {
         Self {
-            percent: percent.clamp(1, 100),
+            percent: AtomicU8::new(percent.clamp(1, 100)),
             window: Mutex::new(Window {
                 start: Instant::now(),
                 used: Duration::ZERO,
@@ -32,11 +34,17 @@ impl CpuGovernor {
     }
 
     pub fn percent(&self) -> u8 {
+        self.percent.load(Ordering::Relaxed)
+    }
+
+    /// A new share for every call from now on (1–100).
+    pub fn set_percent(&self, percent: u8) {
         self.percent
+            .store(percent.clamp(1, 100), Ordering::Relaxed);
     }
 
     fn budget(&self) -> Duration {
-        WINDOW * u32::from(self.percent) / 100
+        WINDOW * u32::from(self.percent()) / 100
     }
 
     /// Charges `used` CPU time; returns how long to wait before going on.
@@ -103,5 +111,17 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(CpuGovernor::new(0).percent(), 1);
+    }
+
+    #[test]
+    fn a_new_share_applies_to_the_next_charge() {
+        let g = CpuGovernor::new(10);
+        assert!(g.charge(Duration::from_millis(20)).is_some());
+        g.set_percent(100);
+        assert_eq!(g.percent(), 100);
+        std::thread::sleep(WINDOW * 3);
+        assert_eq!(g.charge(Duration::from_millis(50)), None);
+        g.set_percent(0);
+        assert_eq!(g.percent(), 1);
     }
 }

@@ -11,15 +11,15 @@ use super::control::{Request, server};
 use super::metadata::{self, Metadata};
 use super::rate_limit::RateLimit;
 use super::tokens::TokenCache;
-use super::{LiveStatus, ServiceOptions, notify};
+use super::{LiveStatus, RuntimeStatus, ServiceOptions, notify};
 use crate::auth::SignIn;
-use crate::cloud::ProxyPolicy;
 use crate::cloud::agent::{self, retry_after};
 use crate::config::{Settings, SettingsStore};
 use crate::extensions::manager::{Manager, installed};
 use crate::extensions::reconcile;
+use crate::runtime::Runtime;
 use crate::lifecycle::disconnect::{DisconnectRequest, disconnect};
-use crate::lifecycle::{Registration, journal, machine_key, reset, status};
+use crate::lifecycle::{ConnectedMachine, Registration, journal, reset, status};
 use crate::state::StateRoot;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -45,13 +45,15 @@ struct Service {
     settings: Arc<RwLock<Settings>>,
     tokens: Arc<TokenCache>,
     live: Mutex<LiveStatus>,
-    /// One state-changing operation at a time: reconcile, invoke,
+    /// The extensions, hosted on one runtime for the whole run; the manager
+    /// also holds the cloud's protected settings, in memory only. Its lock
+    /// makes state-changing operations one at a time: reconcile, invoke,
     /// disconnect, reset.
-    work: Mutex<()>,
+    extensions: Mutex<Manager>,
+    /// The manager's runtime, reachable while an operation holds the
+    /// manager: a new CPU share applies to calls already running.
+    wasm: Arc<Runtime>,
     wake: Mutex<Sender<Wake>>,
-    /// The cloud's protected settings for each extension, in memory only:
-    /// the extensions' calls in this process get them; nothing writes them.
-    protected: Mutex<reconcile::ProtectedSettings>,
 }
 
 /// The running service's wake channel, for stopping it from outside the
@@ -81,6 +83,8 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
     }
     let store = SettingsStore::new(&state);
     let settings = store.load()?;
+    let wasm = Arc::new(Manager::runtime_for(&state)?);
+    let extensions = Manager::with_runtime(state.clone(), wasm.clone());
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();
     let _ = STOP.set(Mutex::new(wake_tx.clone()));
     let service = Arc::new(Service {
@@ -94,9 +98,9 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
         options: options.clone(),
         settings: Arc::new(RwLock::new(settings)),
         tokens: Arc::new(TokenCache::default()),
-        work: Mutex::new(()),
+        extensions: Mutex::new(extensions),
+        wasm,
         wake: Mutex::new(wake_tx),
-        protected: Mutex::new(Default::default()),
     });
     tracing::info!(
         "Tether {} starting (state {}, heartbeat every {}s)",
@@ -151,7 +155,7 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
     tracing::info!("stopping: extensions stop with the service and stay installed");
     notify::stopping();
     // Let an operation in flight (a disconnect, say) finish its step.
-    drop(lock(&service.work));
+    drop(lock(&service.extensions));
     runtime.shutdown_timeout(Duration::from_secs(5));
     tracing::info!("stopped");
     Ok(())
@@ -199,8 +203,7 @@ impl Service {
 
     /// Finishes what a crash interrupted, where that needs no sign-in.
     fn resume_journals(&self) {
-        // Extension installs and updates recover as the manager starts.
-        if let Err(e) = Manager::new(self.state.clone()) {
+        if let Err(e) = lock(&self.extensions).recover() {
             tracing::error!("could not recover the extensions' journals: {e:#}");
         }
         match journal::pending(&self.state, "disconnect") {
@@ -213,7 +216,8 @@ impl Service {
                     force_local_only: true,
                 };
                 let mut say = |text: &str| tracing::info!("{text}");
-                if let Err(e) = disconnect(&self.state, &self.settings(), request, &mut say) {
+                let mut extensions = lock(&self.extensions);
+                if let Err(e) = disconnect(&mut extensions, &self.settings(), request, &mut say) {
                     tracing::error!("could not finish the interrupted disconnect: {e:#}");
                 }
             }
@@ -363,6 +367,8 @@ impl Service {
             tracing::info!("proxy settings changed; new requests use them");
         }
         if before.extensions.agent.cpulimit != settings.extensions.agent.cpulimit {
+            self.wasm
+                .set_cpu_percent(settings.extensions.agent.cpulimit);
             tracing::info!(
                 "extensions.agent.cpulimit is now {}%",
                 settings.extensions.agent.cpulimit
@@ -384,16 +390,14 @@ impl Service {
 
     /// One heartbeat; `None` when the machine is not connected.
     fn heartbeat(&self) -> Result<Option<HeartbeatResponse>> {
-        let Some(registration) = Registration::load(&self.state)? else {
+        let settings = self.settings();
+        let Some(machine) = ConnectedMachine::load(&self.state, &settings)? else {
             let mut live = lock(&self.live);
             live.connected = false;
             live.resource_id = None;
             return Ok(None);
         };
-        let settings = self.settings();
-        let proxy = ProxyPolicy::from_settings(&settings);
-        let key = machine_key::load_active(&self.state)?;
-        let identity = registration.identity(&proxy, &key);
+        let (registration, identity) = (&machine.registration, machine.identity());
         let audience = registration.endpoints.agent_audience();
         let beat = HeartbeatRequest {
             agent_version: env!("CARGO_PKG_VERSION").into(),
@@ -417,7 +421,7 @@ impl Service {
             let token = self.tokens.get(&identity, &audience)?;
             agent::heartbeat(
                 &registration.endpoints,
-                &proxy,
+                &machine.proxy,
                 registration.ca_pem(),
                 &token.access_token,
                 &beat,
@@ -460,10 +464,7 @@ impl Service {
         if !settings.extensions.enabled || Registration::load(&self.state)?.is_none() {
             return Ok(());
         }
-        let _work = lock(&self.work);
-        let mut protected = reconcile::ProtectedSettings::new();
-        let outcomes = reconcile::run_keeping(&self.state, &settings, &mut protected)?;
-        *lock(&self.protected) = protected;
+        let outcomes = reconcile::run(&mut lock(&self.extensions), &settings)?;
         for outcome in outcomes.iter().filter(|o| o.action != "unchanged") {
             tracing::info!(
                 "extension {}: {} {}",
@@ -478,13 +479,19 @@ impl Service {
         Ok(())
     }
 
+    fn status(&self) -> Result<Value> {
+        let mut live = lock(&self.live);
+        live.extension_runtime = Some(RuntimeStatus::of(&self.wasm));
+        Ok(serde_json::to_value(&*live)?)
+    }
+
     /// Runs one control request.
     fn handle(self: &Arc<Self>, request: Request, progress: &dyn Fn(&str)) -> Result<Value> {
         match request {
-            Request::Status => Ok(serde_json::to_value(&*lock(&self.live))?),
+            Request::Status => self.status(),
             Request::Reload => {
                 self.reload()?;
-                Ok(serde_json::to_value(&*lock(&self.live))?)
+                self.status()
             }
             Request::Heartbeat => {
                 self.wake(Wake::Heartbeat);
@@ -496,17 +503,14 @@ impl Service {
             }
             Request::Invoke { id, command, args } => {
                 tracing::info!("invoke {id} {command}");
-                let _work = lock(&self.work);
-                let manager = Manager::new(self.state.clone())?
-                    .with_protected_settings(lock(&self.protected).clone());
-                let outcome = manager.invoke(&id, &command, &args)?;
+                let outcome = lock(&self.extensions).invoke(&id, &command, &args)?;
                 Ok(serde_json::to_value(super::InvokeResult::from(outcome))?)
             }
             Request::Disconnect {
                 arm_token,
                 force_local_only,
             } => {
-                let _work = lock(&self.work);
+                let mut extensions = lock(&self.extensions);
                 let request = DisconnectRequest {
                     sign_in: arm_token.map(SignIn::AccessToken),
                     force_local_only,
@@ -515,9 +519,10 @@ impl Service {
                     tracing::info!("disconnect: {text}");
                     progress(text);
                 };
-                let plan = disconnect(&self.state, &self.settings(), request, &mut say)?;
+                let plan = disconnect(&mut extensions, &self.settings(), request, &mut say)?;
+                extensions.set_protected_settings(Default::default());
+                drop(extensions);
                 self.tokens.clear();
-                lock(&self.protected).clear();
                 let mut live = lock(&self.live);
                 live.connected = false;
                 live.resource_id = None;
@@ -529,10 +534,10 @@ impl Service {
                 tracing::info!("reset {} started in the service", started.id);
                 let service = self.clone();
                 let id = started.id.clone();
-                // The reset runs on after this answer, under the work lock.
+                // The reset runs on after this answer, holding the extensions.
                 std::thread::spawn(move || {
-                    let _work = lock(&service.work);
-                    if let Err(e) = reset::run(&service.state, &service.settings(), &id) {
+                    let mut extensions = lock(&service.extensions);
+                    if let Err(e) = reset::run(&mut extensions, &service.settings(), &id) {
                         tracing::error!("reset failed: {e:#}");
                     }
                     service.tokens.clear();

@@ -10,9 +10,8 @@
 use super::challenge::{Answer, Challenges};
 use super::rate_limit::RateLimit;
 use super::tokens::TokenCache;
-use crate::cloud::ProxyPolicy;
 use crate::config::Settings;
-use crate::lifecycle::{Registration, machine_key};
+use crate::lifecycle::{ConnectedMachine, Registration};
 use crate::state::StateRoot;
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
@@ -332,16 +331,11 @@ fn machine_token(
     metadata: &Metadata,
     resource: &str,
 ) -> anyhow::Result<tether_cloud_api::identity::TokenResponse> {
-    let registration = Registration::load(&metadata.state)?
-        .ok_or(crate::lifecycle::LifecycleError::NotConnected)?;
-    let key = machine_key::load_active(&metadata.state)?;
     let settings = metadata
         .settings
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    let proxy = ProxyPolicy::from_settings(&settings);
-    metadata
-        .tokens
-        .get(&registration.identity(&proxy, &key), resource)
+    let machine = ConnectedMachine::require(&metadata.state, &settings)?;
+    metadata.tokens.get(&machine.identity(), resource)
 }

@@ -108,11 +108,29 @@ mod imp {
         let _ = service
             .set_description("Connects this machine to its control plane and hosts its extensions");
         if start {
-            service
-                .start::<&str>(&[])
+            start_when_unlocked(&service)
                 .context("the service is registered but did not start")?;
         }
         Ok(status(_dir))
+    }
+
+    /// Starts the service; while the SCM's database is locked (it is, for
+    /// a moment, while the SCM itself starts or another installer runs),
+    /// tries again for a few seconds.
+    fn start_when_unlocked(service: &windows_service::service::Service) -> windows_service::Result<()> {
+        const ERROR_SERVICE_DATABASE_LOCKED: i32 = 1055;
+        let mut attempts = 0;
+        loop {
+            match service.start::<&str>(&[]) {
+                Err(windows_service::Error::Winapi(e))
+                    if e.raw_os_error() == Some(ERROR_SERVICE_DATABASE_LOCKED) && attempts < 20 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
     pub fn uninstall(dir: &Path) -> Result<Registration> {
