@@ -138,7 +138,9 @@ pub const NEEDS_ADMIN: &str = if cfg!(windows) {
 pub fn program_data() -> Option<std::path::PathBuf> {
     use std::os::windows::ffi::OsStringExt;
     use windows_sys::Win32::System::Com::CoTaskMemFree;
-    use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, KF_FLAG_DEFAULT, SHGetKnownFolderPath};
+    use windows_sys::Win32::UI::Shell::{
+        FOLDERID_ProgramData, KF_FLAG_DEFAULT, SHGetKnownFolderPath,
+    };
     let mut path: windows_sys::core::PWSTR = std::ptr::null_mut();
     // SAFETY: the GUID is a constant; on return `path` is null or a
     // NUL-terminated string the shell allocated, which we read up to its

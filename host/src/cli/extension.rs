@@ -398,8 +398,7 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
         ManageCommand::Reconcile => {
             require_admin("tether extension reconcile")?;
             let settings = crate::config::SettingsStore::new(&state).load()?;
-            let outcomes =
-                crate::extensions::reconcile::run(&mut Manager::new(state)?, &settings)?;
+            let outcomes = crate::extensions::reconcile::run(&mut Manager::new(state)?, &settings)?;
             if out.is_json() {
                 out.json(&outcomes);
             } else if outcomes.is_empty() {

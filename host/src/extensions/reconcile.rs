@@ -132,7 +132,10 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
             .iter()
             .filter_map(|want| {
                 let id = format!("{}/{}", want.publisher, want.extension_type);
-                Some((id.to_ascii_lowercase(), object(want.protected_settings.as_ref()?)))
+                Some((
+                    id.to_ascii_lowercase(),
+                    object(want.protected_settings.as_ref()?),
+                ))
             })
             .collect(),
     );

@@ -4,9 +4,9 @@
 use crate::cloud::agent::MachineIdentity;
 use crate::cloud::{Endpoints, ProxyPolicy};
 use crate::config::Settings;
-use ed25519_dalek::SigningKey;
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result};
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

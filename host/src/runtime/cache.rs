@@ -15,8 +15,8 @@
 
 use crate::state::{Access, write_atomic};
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -112,7 +112,7 @@ impl ArtifactCache {
             self.from_memory.fetch_add(1, Ordering::Relaxed);
             return Ok((kept.clone(), CacheOutcome::Memory));
         }
-        let (loaded, outcome) = self.from_disk(engine, component, &digest)?;
+        let (loaded, outcome) = self.load_from_disk(engine, component, &digest)?;
         let counter = match outcome {
             CacheOutcome::Loaded => &self.loaded,
             _ => &self.compiled,
@@ -130,7 +130,7 @@ impl ArtifactCache {
         &self.fingerprint
     }
 
-    fn from_disk(
+    fn load_from_disk(
         &self,
         engine: &Engine,
         component: &[u8],

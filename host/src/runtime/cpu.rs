@@ -39,8 +39,7 @@ impl CpuGovernor {
 
     /// A new share for every call from now on (1–100).
     pub fn set_percent(&self, percent: u8) {
-        self.percent
-            .store(percent.clamp(1, 100), Ordering::Relaxed);
+        self.percent.store(percent.clamp(1, 100), Ordering::Relaxed);
     }
 
     fn budget(&self) -> Duration {

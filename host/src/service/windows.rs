@@ -108,8 +108,7 @@ mod imp {
         let _ = service
             .set_description("Connects this machine to its control plane and hosts its extensions");
         if start {
-            start_when_unlocked(&service)
-                .context("the service is registered but did not start")?;
+            start_when_unlocked(&service).context("the service is registered but did not start")?;
         }
         Ok(status(_dir))
     }
@@ -117,7 +116,9 @@ mod imp {
     /// Starts the service; while the SCM's database is locked (it is, for
     /// a moment, while the SCM itself starts or another installer runs),
     /// tries again for a few seconds.
-    fn start_when_unlocked(service: &windows_service::service::Service) -> windows_service::Result<()> {
+    fn start_when_unlocked(
+        service: &windows_service::service::Service,
+    ) -> windows_service::Result<()> {
         const ERROR_SERVICE_DATABASE_LOCKED: i32 = 1055;
         let mut attempts = 0;
         loop {
