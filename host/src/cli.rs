@@ -158,7 +158,7 @@ fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_env("TETHER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::service::logfile::RedactedStderr)
         .with_target(false)
         .try_init();
 }

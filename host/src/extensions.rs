@@ -4,5 +4,7 @@
 pub mod admission;
 pub mod dev;
 pub mod manager;
+pub mod outbox;
+pub mod owner;
 pub mod reconcile;
 pub mod trust;

@@ -116,6 +116,59 @@ pub fn restrict_to_administrators(dir: &std::path::Path) -> std::io::Result<()> 
     Ok(())
 }
 
+/// Whether the client of a connected named pipe is SYSTEM or a member of
+/// Administrators: the pipe's server impersonates it, reads the thread's
+/// token, and reverts before anything else runs on this thread.
+#[cfg(windows)]
+pub fn pipe_client_is_admin(pipe: std::os::windows::io::RawHandle) -> std::io::Result<bool> {
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::Security::{
+        CheckTokenMembership, CreateWellKnownSid, RevertToSelf, SECURITY_MAX_SID_SIZE, TOKEN_QUERY,
+        WinBuiltinAdministratorsSid, WinLocalSystemSid,
+    };
+    use windows_sys::Win32::System::Pipes::ImpersonateNamedPipeClient;
+    use windows_sys::Win32::System::Threading::{GetCurrentThread, OpenThreadToken};
+    let mut token: HANDLE = std::ptr::null_mut();
+    // SAFETY: `pipe` is a connected pipe handle owned by the caller; the
+    // impersonation is reverted before returning, whatever happens.
+    let opened = unsafe {
+        if ImpersonateNamedPipeClient(pipe as HANDLE) == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let opened = OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, 1, &mut token);
+        let error = std::io::Error::last_os_error();
+        RevertToSelf();
+        if opened == 0 { Err(error) } else { Ok(()) }
+    };
+    opened?;
+    let mut member = false;
+    for kind in [WinLocalSystemSid, WinBuiltinAdministratorsSid] {
+        let mut sid = [0u8; SECURITY_MAX_SID_SIZE as usize];
+        let mut size = sid.len() as u32;
+        let mut is_member = 0;
+        // SAFETY: `sid` is large enough for any well-known SID; `token` is
+        // the impersonation token opened above.
+        unsafe {
+            if CreateWellKnownSid(
+                kind,
+                std::ptr::null_mut(),
+                sid.as_mut_ptr().cast(),
+                &mut size,
+            ) != 0
+                && CheckTokenMembership(token, sid.as_mut_ptr().cast(), &mut is_member) != 0
+                && is_member != 0
+            {
+                member = true;
+            }
+        }
+    }
+    // SAFETY: opened above, closed once.
+    unsafe {
+        CloseHandle(token);
+    }
+    Ok(member)
+}
+
 #[cfg(unix)]
 pub fn restrict_to_administrators(_dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())

@@ -39,8 +39,9 @@ pub use outbound::{HostPattern, OutboundGrant};
 pub use wit::{ConnectionStatus, Level, StatusState};
 
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// How a [`Runtime`] is set up.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +104,10 @@ pub struct Runtime {
     cache: cache::ArtifactCache,
     http: Arc<outbound::HttpClient>,
     cpu: Option<Arc<CpuGovernor>>,
+    /// One key-value store per data directory, shared by every load of it
+    /// (an update has the old and the new version loaded at once): two
+    /// in-memory copies of one file would overwrite each other's writes.
+    kv_stores: Mutex<HashMap<PathBuf, Weak<Mutex<kv::KvStore>>>>,
 }
 
 impl Runtime {
@@ -116,7 +121,22 @@ impl Runtime {
             cache,
             http: Arc::new(outbound::HttpClient::default()),
             cpu: options.cpu_percent.map(|p| Arc::new(CpuGovernor::new(p))),
+            kv_stores: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn kv_store(&self, data_dir: &std::path::Path) -> Arc<Mutex<kv::KvStore>> {
+        let mut stores = self
+            .kv_stores
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stores.retain(|_, store| store.strong_count() > 0);
+        if let Some(store) = stores.get(data_dir).and_then(Weak::upgrade) {
+            return store;
+        }
+        let store = Arc::new(Mutex::new(kv::KvStore::new(data_dir.join("kv.json"))));
+        stores.insert(data_dir.to_path_buf(), Arc::downgrade(&store));
+        store
     }
 
     /// The process's engine, for embedders that measure or extend it.
@@ -175,11 +195,10 @@ impl Runtime {
                 crate::version::CONTRACT_VERSION
             )
         })?;
-        let kv = kv::KvStore::new(spec.data_dir.join("kv.json"));
         Ok(LoadedExtension {
             pre,
             engine: self.engine.engine().clone(),
-            kv: Arc::new(Mutex::new(kv)),
+            kv: self.kv_store(&spec.data_dir),
             spec: Arc::new(spec),
             cache,
             ticker: self.engine.ticker(),

@@ -42,6 +42,34 @@ impl StateRoot {
         self.root.join("cache").join("components")
     }
 
+    /// Installed extensions: `extensions/<publisher>/<name>/`.
+    pub fn extensions_dir(&self) -> PathBuf {
+        self.root.join("extensions")
+    }
+
+    /// One extension's directory (package, record, data). Built only from
+    /// a parsed id, whose parts are single plain path components.
+    pub fn extension_dir(&self, id: &tether_package::ExtensionId) -> PathBuf {
+        let [publisher, name] = id.dir_parts();
+        self.extensions_dir().join(publisher).join(name)
+    }
+
+    /// The highest version each extension ever had here; outlives removal.
+    pub fn extension_versions(&self) -> PathBuf {
+        self.root.join("extension-versions.json")
+    }
+
+    /// Status reports the cloud has not acknowledged yet.
+    pub fn report_outbox(&self) -> PathBuf {
+        self.root.join("cloud-reports.json")
+    }
+
+    /// Held by whoever changes extensions: the service for its whole run,
+    /// or one command at a time when it does not run.
+    pub fn extensions_lock(&self) -> PathBuf {
+        self.root.join(".extensions.lock")
+    }
+
     /// Private data of components run with `tether extension run-local`.
     pub fn dev_data(&self, name: &str) -> PathBuf {
         self.root.join("dev").join(name)

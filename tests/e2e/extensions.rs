@@ -21,12 +21,17 @@ impl Publisher {
         }
     }
 
+    /// Its signature over `manifest`'s exact bytes.
+    pub(crate) fn sign(&self, manifest: &[u8]) -> tether_package::Signature {
+        tether_package::sign(manifest, &self.key)
+    }
+
     fn line(&self) -> String {
         tether_package::public_key_line(&self.key.verifying_key(), self.name)
     }
 }
 
-fn manifest(
+pub(crate) fn manifest(
     publisher: &str,
     name: &str,
     version: &str,
@@ -57,13 +62,13 @@ pub(crate) fn package(
     Ok(tether_package::build(&m, &component, Some(&sig))?)
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<String> {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<String> {
     let p = dir.join(name);
     std::fs::write(&p, bytes)?;
     Ok(p.display().to_string())
 }
 
-fn ext(home: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+pub(crate) fn ext(home: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
     Ok(tether(home).arg("extension").args(args).output()?)
 }
 
@@ -157,15 +162,28 @@ fn install_invoke_update_disable_remove() -> TestResult {
             .stdout,
     )?;
     assert_eq!(list.as_array().map(Vec::len), Some(0));
-    // Reinstalling starts from a fresh store.
-    assert!(ext(h, &["install", &v1])?.status.success());
+    // 1.1.0 was installed here: 1.0.0 is a downgrade even after removal…
+    let downgrade = ext(h, &["install", &v1])?;
+    assert_eq!(downgrade.status.code(), Some(7), "{}", stderr(&downgrade));
+    assert!(
+        stderr(&downgrade).contains("version check") && stderr(&downgrade).contains("1.1.0"),
+        "{}",
+        stderr(&downgrade)
+    );
+    assert!(!h.join("extensions/contoso/inventory").exists());
+    // …unless a local operator allows it. Reinstalling starts from a fresh store.
+    assert!(
+        ext(h, &["install", "--allow-downgrade", &v1])?
+            .status
+            .success()
+    );
     let doc: serde_json::Value =
         serde_json::from_slice(&ext(h, &["invoke", "Contoso/Inventory", "collect"])?.stdout)?;
     assert_eq!(doc["activations"], 1);
     Ok(())
 }
 
-fn raw_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn raw_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, data) in entries {
         let mut h = tar::Header::new_gnu();
@@ -447,7 +465,7 @@ fn every_refusal_names_its_check_and_writes_nothing() -> TestResult {
 }
 
 #[test]
-fn disconnect_removes_every_extension_first() -> TestResult {
+fn disconnect_deletes_in_the_cloud_first_then_removes_every_extension() -> TestResult {
     let cloud = Cloud::start()?;
     let admin = cloud.config_file("administrator")?;
     let home = tempfile::tempdir()?;
@@ -490,14 +508,18 @@ fn disconnect_removes_every_extension_first() -> TestResult {
         .output()?;
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    let removed_at = err
-        .find("removing extension Contoso/Hello")
-        .unwrap_or(usize::MAX);
-    let deleted_at = err.find("deleting /subscriptions").unwrap_or(0);
+    let at = |text: &str| err.find(text).unwrap_or(usize::MAX);
+    // Every cloud deletion (the extension's record, then the machine)
+    // comes before anything local is removed.
     assert!(
-        removed_at < deleted_at,
-        "extensions must go before the machine: {err}"
+        at("deleting the cloud record of extension Contoso/Hello") < at("deleting /subscriptions"),
+        "the extension's record must go before the machine: {err}"
     );
+    assert!(
+        at("deleting /subscriptions") < at("removing extension Contoso/Hello"),
+        "the cloud first, then the local removal: {err}"
+    );
+    assert!(at("removing extension Contoso/Hello") < usize::MAX, "{err}");
     assert!(!h.join("extensions/contoso/hello").exists());
     assert!(cloud.machines()?.is_empty());
     Ok(())
@@ -531,7 +553,7 @@ fn a_crash_during_install_or_update_leaves_a_consistent_machine() -> TestResult 
         )
         .output()?;
     assert!(!killed.status.success());
-    // The next command finishes the story: a half-installed extension is rolled back.
+    // Reading recovers nothing (the journal's owner might still be at work)…
     let list: serde_json::Value = serde_json::from_slice(
         &tether(h)
             .args(["--json", "extension", "list"])
@@ -539,6 +561,10 @@ fn a_crash_during_install_or_update_leaves_a_consistent_machine() -> TestResult 
             .stdout,
     )?;
     assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    assert!(h.join("journal/extension-contoso--hello.json").exists());
+    // …the next command that takes the extensions lock finishes the story:
+    // a half-installed extension is rolled back.
+    assert!(ext(h, &["remove", "--all"])?.status.success());
     assert!(!h.join("extensions/contoso/hello").exists());
     assert!(!h.join("journal/extension-contoso--hello.json").exists());
 

@@ -133,7 +133,7 @@ fn list(out: &Output, store: &SettingsStore) -> anyhow::Result<Exit> {
             "file": store.path(),
             "settings": values,
             "effectiveProxy": {
-                "url": policy.url,
+                "url": policy.shown_url(),
                 "source": policy.source,
                 "bypass": policy.bypass,
                 "noProxy": policy.no_proxy,
@@ -158,7 +158,7 @@ fn list(out: &Output, store: &SettingsStore) -> anyhow::Result<Exit> {
     out.line("");
     out.line(format_args!(
         "effective proxy: {} (from {})",
-        policy.url.as_deref().unwrap_or("none, direct"),
+        policy.shown_url().as_deref().unwrap_or("none, direct"),
         source_text(&policy)
     ));
     let bypass: Vec<&str> = policy.bypass.iter().map(|s| s.name()).collect();

@@ -221,13 +221,12 @@ pub enum TrustCommand {
     },
 }
 
-fn manager_error(e: anyhow::Error) -> anyhow::Error {
-    if e.downcast_ref::<crate::extensions::admission::Refusal>()
-        .is_some()
-    {
-        return coded(Exit::Refused, format!("{e:#}"));
+/// Tells the running service, if any, to read its settings and trust anew.
+fn reload_service(state: &StateRoot) {
+    let reload = crate::service::control::Request::Reload;
+    if let Err(e) = crate::service::control::client::ask(state, &reload, &mut |_| {}) {
+        tracing::warn!("the running service could not be told to reload: {e:#}");
     }
-    e
 }
 
 pub fn run_trust(out: &Output, command: TrustCommand) -> anyhow::Result<Exit> {
@@ -261,6 +260,8 @@ pub fn run_trust(out: &Output, command: TrustCommand) -> anyhow::Result<Exit> {
             require_admin("tether extension trust remove")?;
             let n = TrustStore::remove(&state, &publisher, key_id.as_deref())
                 .map_err(|e| coded(Exit::Usage, format!("{e:#}")))?;
+            // The running service drops what it verified with that key.
+            reload_service(&state);
             if out.is_json() {
                 out.json(&json!({"removed": n}))
             } else {
@@ -305,11 +306,21 @@ fn read_source(source: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> {
-    use crate::extensions::manager::Manager;
+    use crate::extensions::manager::{Installed, installed, installed_one, parse_id};
+    use crate::extensions::owner::{self, ExtensionOp};
     let state = StateRoot::from_env();
+    let show_record = |e: &Installed, text: String| {
+        if out.is_json() {
+            out.json(e)
+        } else {
+            out.line(text)
+        }
+    };
     match command {
+        // Reading needs neither root, the lock, nor a runtime, and never
+        // recovers or deletes anything.
         ManageCommand::List => {
-            let list = Manager::new(state)?.list()?;
+            let list = installed(&state);
             if out.is_json() {
                 out.json(&list);
             } else if list.is_empty() {
@@ -328,37 +339,25 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
             }
         }
         ManageCommand::Show { id } => {
-            let e = Manager::new(state)?
-                .get(&id)?
+            let e = installed_one(&state, &parse_id(&id)?)?
                 .ok_or_else(|| coded(Exit::Usage, format!("{id} is not installed")))?;
-            if out.is_json() {
-                out.json(&e)
-            } else {
-                out.line(serde_json::to_string_pretty(&e)?)
-            }
+            show_record(&e, serde_json::to_string_pretty(&e)?);
         }
-        ManageCommand::Install { source } => {
+        ManageCommand::Install {
+            source,
+            allow_downgrade,
+        } => {
             require_admin("tether extension install")?;
             let bytes = read_source(&source)?;
-            let settings = crate::config::SettingsStore::new(&state).load()?;
-            let e = Manager::new(state)?
-                .install(&bytes, &settings)
-                .map_err(manager_error)?;
-            if out.is_json() {
-                out.json(&e)
-            } else {
-                out.line(format_args!(
-                    "Installed and enabled {} {}.",
-                    e.id, e.version
-                ))
-            }
+            let answer = owner::run(&state, ExtensionOp::install(&bytes, allow_downgrade))?;
+            let e: Installed = serde_json::from_value(answer)?;
+            show_record(&e, format!("Installed and enabled {} {}.", e.id, e.version));
         }
         ManageCommand::Remove { id, all } => {
             require_admin("tether extension remove")?;
-            let mut manager = Manager::new(state)?;
             let ids: Vec<String> = match (id, all) {
-                (Some(id), false) => vec![id],
-                (None, true) => manager.list()?.into_iter().map(|e| e.id).collect(),
+                (Some(id), false) => vec![parse_id(&id)?.to_string()],
+                (None, true) => installed(&state).into_iter().map(|e| e.id).collect(),
                 _ => {
                     return Err(coded(
                         Exit::Usage,
@@ -366,10 +365,9 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
                     ));
                 }
             };
-            for id in &ids {
-                for w in manager.remove(id)? {
-                    out.note(format_args!("{id}: {w}"));
-                }
+            let answer = owner::run(&state, ExtensionOp::Remove { ids: ids.clone() })?;
+            for w in answer["warnings"].as_array().into_iter().flatten() {
+                out.note(w.as_str().unwrap_or_default());
             }
             if out.is_json() {
                 out.json(&json!({"removed": ids}))
@@ -379,26 +377,21 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
         }
         ManageCommand::Enable { id } => {
             require_admin("tether extension enable")?;
-            let e = Manager::new(state)?.set_enabled(&id, true)?;
-            if out.is_json() {
-                out.json(&e)
-            } else {
-                out.line(format_args!("{} is enabled.", e.id))
-            }
+            let answer = owner::run(&state, ExtensionOp::Enable { id })?;
+            let e: Installed = serde_json::from_value(answer)?;
+            show_record(&e, format!("{} is enabled.", e.id));
         }
         ManageCommand::Disable { id } => {
             require_admin("tether extension disable")?;
-            let e = Manager::new(state)?.set_enabled(&id, false)?;
-            if out.is_json() {
-                out.json(&e)
-            } else {
-                out.line(format_args!("{} is disabled.", e.id))
-            }
+            let answer = owner::run(&state, ExtensionOp::Disable { id })?;
+            let e: Installed = serde_json::from_value(answer)?;
+            show_record(&e, format!("{} is disabled.", e.id));
         }
         ManageCommand::Reconcile => {
             require_admin("tether extension reconcile")?;
-            let settings = crate::config::SettingsStore::new(&state).load()?;
-            let outcomes = crate::extensions::reconcile::run(&mut Manager::new(state)?, &settings)?;
+            let answer = owner::run(&state, ExtensionOp::Reconcile)?;
+            let outcomes: Vec<crate::extensions::reconcile::Outcome> =
+                serde_json::from_value(answer)?;
             if out.is_json() {
                 out.json(&outcomes);
             } else if outcomes.is_empty() {
@@ -415,16 +408,15 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
         ManageCommand::Invoke { id, command, args } => {
             require_admin("tether extension invoke")?;
             // The running service hosts the extensions: it runs the command.
-            let request = crate::service::control::Request::Invoke {
-                id: id.clone(),
-                command: command.clone(),
-                args: args.clone(),
-            };
-            let result: crate::service::InvokeResult =
-                match crate::service::control::client::ask(&state, &request, &mut |_| {})? {
-                    Some(answer) => serde_json::from_value(answer)?,
-                    None => Manager::new(state)?.invoke(&id, &command, &args)?.into(),
-                };
+            let answer = owner::run(
+                &state,
+                ExtensionOp::Invoke {
+                    id: id.clone(),
+                    command,
+                    args,
+                },
+            )?;
+            let result: crate::service::InvokeResult = serde_json::from_value(answer)?;
             if out.is_json() {
                 out.json(&result);
             } else {
@@ -446,7 +438,13 @@ pub enum ManageCommand {
     /// One installed extension.
     Show { id: String },
     /// Install (or update to) a signed package from a file or URL (root only).
-    Install { source: String },
+    Install {
+        source: String,
+        /// Allow a version lower than one installed here before (a local
+        /// operator's decision; the cloud can never make it).
+        #[arg(long)]
+        allow_downgrade: bool,
+    },
     /// Remove an extension, or --all (root only): disable, uninstall, data deleted.
     Remove {
         id: Option<String>,

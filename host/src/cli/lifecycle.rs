@@ -386,7 +386,7 @@ pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
         "agentVersion": env!("CARGO_PKG_VERSION"),
         "stateRoot": state.path(),
         "logFile": state.path().join("logs").join("tether.log"),
-        "proxy": proxy.url,
+        "proxy": proxy.shown_url(),
         "proxyBypass": proxy.bypass.iter().map(|s| s.name()).collect::<Vec<_>>(),
         "dependentServices": {"tether": service_state(&state)},
         "lastHeartbeat": agent.last_heartbeat.map(rfc3339),

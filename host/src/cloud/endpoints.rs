@@ -69,6 +69,42 @@ impl Endpoints {
             .cloned()
             .unwrap_or_else(|| self.agent_service.to_string())
     }
+
+    /// Whether a workload's `resource` names the agent service's audience,
+    /// however it is spelled (case, trailing slash, `/.default`, a path
+    /// below it, the agent service's own URL): that token is the machine's
+    /// own, never a workload's.
+    pub fn is_agent_audience(&self, resource: &str) -> bool {
+        fn plain(text: &str) -> String {
+            let text = text.trim().to_ascii_lowercase();
+            let text = text.strip_suffix("/.default").unwrap_or(&text);
+            text.trim_end_matches('/').to_string()
+        }
+        fn origin(text: &str) -> Option<(String, String, Option<u16>)> {
+            let url = Url::parse(text.trim()).ok()?;
+            Some((
+                url.scheme().to_string(),
+                url.host_str()?.to_ascii_lowercase(),
+                url.port_or_known_default(),
+            ))
+        }
+        let wanted = plain(resource);
+        let agent = [self.agent_audience(), self.agent_service.to_string()];
+        if agent.iter().any(|a| {
+            let a = plain(a);
+            wanted == a || wanted.starts_with(&format!("{a}/"))
+        }) {
+            return true;
+        }
+        // A different spelling of the agent service's own host is its too,
+        // unless that host also serves ARM (one server for both, as
+        // tether-cloud is): then only the audience string tells them apart.
+        let arm = origin(self.resource_manager.as_str());
+        match (origin(resource), origin(self.agent_service.as_str())) {
+            (Some(wanted), Some(agent)) => wanted == agent && arm.as_ref() != Some(&agent),
+            _ => false,
+        }
+    }
 }
 
 fn url(text: &str) -> Url {

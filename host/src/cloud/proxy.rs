@@ -43,6 +43,12 @@ pub struct ProxyPolicy {
 }
 
 impl ProxyPolicy {
+    /// The proxy's URL as it may be shown: credentials from HTTPS_PROXY
+    /// (`http://user:password@host`) are masked.
+    pub fn shown_url(&self) -> Option<String> {
+        self.url.as_deref().map(mask_credentials)
+    }
+
     /// From the settings and this process's environment.
     pub fn from_settings(settings: &Settings) -> Self {
         Self::new(settings, |name| std::env::var(name).ok())
@@ -159,6 +165,20 @@ pub fn client(route: &Route, ca_pem: Option<&[u8]>) -> Result<reqwest::blocking:
 /// rustls needs one process-wide crypto provider; Tether uses ring.
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// `url` with any userinfo replaced by `[REDACTED]`.
+pub fn mask_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("REDACTED");
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Not a URL: show nothing of it that could be a secret.
+        Err(_) => crate::diagnostics::redact::redact(url),
+    }
 }
 
 #[cfg(test)]

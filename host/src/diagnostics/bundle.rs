@@ -33,8 +33,7 @@ pub fn write(
     full: bool,
     extra: &[(&str, String)],
 ) -> Result<Bundle> {
-    let file = std::fs::File::create(output)
-        .with_context(|| format!("could not create {}", output.display()))?;
+    let file = create_private(output)?;
     let mut zip = zip::ZipWriter::new(file);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
@@ -55,6 +54,7 @@ pub fn write(
         if NEVER
             .iter()
             .any(|n| rel_text == *n || rel_text.starts_with(&format!("{n}/")))
+            || is_extension_private(&rel_text)
         {
             continue;
         }
@@ -79,6 +79,37 @@ pub fn write(
     Ok(Bundle {
         path: output.to_path_buf(),
         files,
+    })
+}
+
+/// An extension's private data (`extensions/<publisher>/<name>/data/…`:
+/// its key-value store and anything it keeps): the extension's, not ours
+/// to hand out.
+fn is_extension_private(rel: &str) -> bool {
+    let parts: Vec<&str> = rel.split('/').collect();
+    parts.len() > 4 && parts[0] == "extensions" && parts[3] == "data"
+}
+
+/// The bundle is created new, readable by its owner only: it holds the
+/// machine's logs and settings, and must not replace a file someone
+/// planted (a link to somewhere else).
+fn create_private(output: &Path) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(output).with_context(|| {
+        if output.exists() {
+            format!(
+                "{} already exists; name a new file with --output, or remove it first",
+                output.display()
+            )
+        } else {
+            format!("could not create {}", output.display())
+        }
     })
 }
 

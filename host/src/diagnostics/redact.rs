@@ -12,6 +12,8 @@ struct Patterns {
     protected: Regex,
     assignment: Regex,
     bearer: Regex,
+    userinfo: Regex,
+    sas: Regex,
 }
 
 fn patterns() -> &'static Patterns {
@@ -26,9 +28,13 @@ fn patterns() -> &'static Patterns {
             protected: build(r#"(?i)("?protected[_-]?settings"?\s*[:=]\s*)\{(?:[^{}]|\{[^{}]*\})*\}"#),
             // name = value, name: value, "name": "value", name=value&…
             assignment: build(
-                r#"(?i)("?[A-Za-z0-9_.-]*(?:secret|password|passwd|token|assertion|protected[_-]?settings|private[_-]?key|api[_-]?key|credential|admin[_-]?key)[A-Za-z0-9_.-]*"?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,&;{}\[\]]+)"#,
+                r#"(?i)("?[A-Za-z0-9_.-]*(?:secret|password|passwd|pwd|token|assertion|protected[_-]?settings|private[_-]?key|api[_-]?key|credential|admin[_-]?key|accountkey|sharedaccesskey)[A-Za-z0-9_.-]*"?\s*[:=]\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,&;{}\[\]]+)"#,
             ),
             bearer: build(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+            // A SAS signature: `sig=` exactly, in a query string.
+            sas: build(r"(?i)([?&;\s]sig=)[^\s&;,]+"),
+            // scheme://user:password@host: the whole userinfo goes.
+            userinfo: build(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@:]*:[^/\s@]*@"),
         }
     })
 }
@@ -37,6 +43,12 @@ fn patterns() -> &'static Patterns {
 pub fn redact(text: &str) -> String {
     let p = patterns();
     let text = p.pem.replace_all(text, REDACTED);
+    let text = p
+        .sas
+        .replace_all(&text, format!("${{1}}{REDACTED}").as_str());
+    let text = p
+        .userinfo
+        .replace_all(&text, format!("${{1}}{REDACTED}@").as_str());
     let text = p.jwt.replace_all(&text, REDACTED);
     let text = p
         .bearer
@@ -64,6 +76,11 @@ mod tests {
             r#"{"protectedSettings": {"plain": "s3cr3t-value-6", "nested": {"x": 1}}}"#,
             "Authorization: Bearer s3cr3t-value-5-abcdef",
             "token eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl here",
+            "https://store.example/c/b?sv=2024&sig=s3cr3t-value-7%3D&se=x",
+            "Server=db;User Id=me;Pwd=s3cr3t-value-8;",
+            "HTTPS_PROXY=http://user:s3cr3t-value-9@127.0.0.1:3128",
+            "proxy http://me:s3cr3t-value-10@proxy:8080/ refused",
+            "AccountKey=s3cr3t-value-11;EndpointSuffix=core",
             "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END PRIVATE KEY-----",
         ];
         for p in planted {
@@ -73,9 +90,12 @@ mod tests {
             assert!(!out.contains("MC4CAQAw"), "{out}");
             assert!(out.contains(REDACTED), "{out}");
         }
-        assert_eq!(
-            redact("nothing to hide: count=3"),
-            "nothing to hide: count=3"
-        );
+        for plain in [
+            "nothing to hide: count=3",
+            "signal=9 design=ok",
+            "http://127.0.0.1:8080/path",
+        ] {
+            assert_eq!(redact(plain), plain);
+        }
     }
 }

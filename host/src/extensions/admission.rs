@@ -2,7 +2,8 @@
 //! the component is compiled: well formed → signed by a key trusted for the
 //! publisher → digest and size → `extensions.enabled` → policy (blocklist
 //! wins; a non-empty allowlist is exclusive; monitor mode admits only the
-//! monitoring category) → no downgrade → capabilities within what the
+//! monitoring category) → no downgrade (below the highest version ever
+//! installed here, unless a local operator allows it) → capabilities within what the
 //! operator allows. Each refusal names its check.
 
 use super::trust::TrustStore;
@@ -31,7 +32,7 @@ pub fn admit(
     bytes: &[u8],
     settings: &Settings,
     trust: &TrustStore,
-    installed: Option<&semver::Version>,
+    floor: Option<&semver::Version>,
 ) -> Result<Package, Refusal> {
     let package = tether_package::read(bytes, ReadLimits::default())
         .map_err(|e| refuse("package", e.to_string()))?;
@@ -62,15 +63,14 @@ pub fn admit(
             ),
         ));
     }
-    if let Some(current) = installed
-        && m.version < *current
+    if let Some(floor) = floor
+        && m.version < *floor
     {
         return Err(refuse(
             "version",
             format!(
-                "{} {} is installed; {} would be a downgrade",
+                "{} {floor} is or was installed on this machine; {} would be a downgrade. Only a local operator may allow one: `tether extension install --allow-downgrade FILE`",
                 m.id(),
-                current,
                 m.version
             ),
         ));

@@ -3,10 +3,17 @@
 //! enable, disable, invoke, remove (its data and key-value store go too).
 //! Each change is journaled; a package is admitted before anything is
 //! written; removal is always allowed.
+//!
+//! One owner: a manager holds the state root's extensions lock for its
+//! life (the service for its whole run, a command while it runs), so a
+//! journal found by the manager that holds the lock has no live owner left
+//! and may be recovered. Paths come from parsed [`ExtensionId`]s only, and
+//! removal deletes nothing but `extensions/<publisher>/<name>`.
 
 use super::admission::{Refusal, admit};
 use super::trust::TrustStore;
 use crate::config::Settings;
+use crate::exit::{Exit, coded};
 use crate::lifecycle::journal::{self, Journal};
 use crate::runtime::{
     Call, CallOutcome, ExtensionSpec, Limits, LoadedExtension, OutboundGrant, Runtime,
@@ -15,11 +22,10 @@ use crate::runtime::{
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-use tether_package::{Package, ReadLimits};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tether_package::{ExtensionId, Package, ReadLimits};
 
 /// An installed extension's record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,10 +62,15 @@ pub struct InstallOptions {
     /// Reach the guest only; never written.
     pub protected_settings: serde_json::Map<String, serde_json::Value>,
     pub cloud: Option<CloudAssignment>,
+    /// What the package must be (the cloud's assignment): checked before
+    /// anything is written, so a download cannot substitute another.
+    pub expect: Option<(ExtensionId, semver::Version)>,
+    /// A local operator's explicit choice; never set from the cloud.
+    pub allow_downgrade: bool,
 }
 
-/// Protected settings by lowercase extension id, as the cloud last sent
-/// them: held in memory only, never written.
+/// Protected settings by extension id key ([`ExtensionId::key`]), as the
+/// cloud last sent them: held in memory only, never written.
 pub type ProtectedSettings = HashMap<String, serde_json::Map<String, serde_json::Value>>;
 
 pub struct Manager {
@@ -68,27 +79,154 @@ pub struct Manager {
     /// Every later call of an extension gets its protected settings, for as
     /// long as this manager lives (the service's whole run).
     protected: ProtectedSettings,
+    /// One loaded extension per id, verified when it was loaded: calls
+    /// reuse its `InstancePre` and its one key-value store.
+    loaded: Arc<LoadedCache>,
+    _lock: std::fs::File,
 }
 
-fn dir_of(state: &StateRoot, id: &str) -> Result<PathBuf> {
-    let (publisher, name) = id
-        .split_once('/')
-        .with_context(|| format!("`{id}` is not Publisher/Name"))?;
-    Ok(state
-        .path()
-        .join("extensions")
-        .join(publisher.to_ascii_lowercase())
-        .join(name.to_ascii_lowercase()))
+/// The loaded extensions by id key. Shared with the host so that it can
+/// drop them (after a reload) without waiting for a running operation.
+#[derive(Default)]
+pub struct LoadedCache(Mutex<HashMap<String, Arc<LoadedExtension>>>);
+
+impl LoadedCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedExtension>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops them all: the next call loads and verifies each package again
+    /// (a publisher's key may be gone).
+    pub fn clear(&self) {
+        self.map().clear();
+    }
 }
 
-fn journal_name(id: &str) -> String {
-    format!("extension-{}", id.to_ascii_lowercase().replace('/', "--"))
+/// Parses an id that came from outside (the command line, the socket, the
+/// cloud); the error says what a valid one looks like.
+pub fn parse_id(id: &str) -> Result<ExtensionId> {
+    ExtensionId::parse(id).map_err(|e| coded(Exit::Usage, e.to_string()))
+}
+
+fn journal_name(id: &ExtensionId) -> String {
+    let [publisher, name] = id.dir_parts();
+    format!("extension-{publisher}--{name}")
+}
+
+/// How long a command waits for another one that changes extensions.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Takes the extensions lock, waiting up to `wait` for another command;
+/// the running service holds it for its whole run.
+fn take_lock(state: &StateRoot, wait: Duration) -> Result<std::fs::File> {
+    let path = state.extensions_lock();
+    std::fs::create_dir_all(state.path())
+        .with_context(|| format!("could not create {}", state.path().display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("could not open the lock {}", path.display()))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "another Tether process holds {} (a Tether service is already running, or a command is changing extensions); wait for it, or stop the service first",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("could not lock {}", path.display()));
+            }
+        }
+    }
+}
+
+/// Removes `extensions/<publisher>/<name>` and nothing else: the directory
+/// must be exactly that, below the state root's extensions directory, and
+/// neither it nor its publisher directory a link.
+fn remove_extension_dir(state: &StateRoot, id: &ExtensionId) -> Result<()> {
+    let dir = state.extension_dir(id);
+    let publisher = dir
+        .parent()
+        .context("an extension directory has a parent")?;
+    if publisher.parent() != Some(state.extensions_dir().as_path()) {
+        bail!(
+            "refusing to remove {}: it is not an extension's directory",
+            dir.display()
+        );
+    }
+    for path in [publisher, dir.as_path()] {
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.file_type().is_symlink() => bail!(
+                "refusing to remove {}: it is a link, not an extension's directory",
+                path.display()
+            ),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("could not read {}", path.display())),
+        }
+    }
+    std::fs::remove_dir_all(&dir).with_context(|| format!("could not remove {}", dir.display()))?;
+    // The publisher's directory goes with its last extension (remove_dir
+    // leaves a non-empty one alone).
+    let _ = std::fs::remove_dir(publisher);
+    Ok(())
+}
+
+/// The highest version each extension ever had on this machine, by id key.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct VersionHistory {
+    #[serde(default = "history_schema")]
+    schema: u32,
+    #[serde(default)]
+    highest: BTreeMap<String, String>,
+}
+
+fn history_schema() -> u32 {
+    1
+}
+
+impl VersionHistory {
+    fn load(state: &StateRoot) -> Result<Self> {
+        let path = state.extension_versions();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is damaged; restore it or remove it", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+        }
+    }
+
+    fn highest(&self, id: &ExtensionId) -> Option<semver::Version> {
+        self.highest
+            .get(&id.key())
+            .and_then(|v| semver::Version::parse(v).ok())
+    }
+
+    fn record(state: &StateRoot, id: &ExtensionId, version: &semver::Version) -> Result<()> {
+        let mut history = Self::load(state)?;
+        if history.highest(id).is_some_and(|h| h >= *version) {
+            return Ok(());
+        }
+        history.schema = history_schema();
+        history.highest.insert(id.key(), version.to_string());
+        write_atomic(
+            &state.extension_versions(),
+            &serde_json::to_vec_pretty(&history)?,
+            Access::Public,
+        )
+    }
 }
 
 /// The installed extensions' records, read without starting a runtime
 /// (for `show`, which runs without root).
 pub fn installed(state: &StateRoot) -> Vec<Installed> {
-    let root = state.path().join("extensions");
+    let root = state.extensions_dir();
     let mut all = Vec::new();
     for publisher in std::fs::read_dir(&root).into_iter().flatten().flatten() {
         for ext in std::fs::read_dir(publisher.path())
@@ -107,12 +245,29 @@ pub fn installed(state: &StateRoot) -> Vec<Installed> {
     all
 }
 
+/// One installed extension's record, read without starting a runtime or
+/// taking the lock (for `extension show`).
+pub fn installed_one(state: &StateRoot, id: &ExtensionId) -> Result<Option<Installed>> {
+    let path = state.extension_dir(id).join("state.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!("{} is damaged", path.display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+    }
+}
+
 impl Manager {
-    /// A manager with a runtime of its own (one-shot commands), after
-    /// finishing or rolling back what a crash interrupted.
+    /// A manager with a runtime of its own (one-shot commands): takes the
+    /// extensions lock, then finishes or rolls back what a crash
+    /// interrupted.
     pub fn new(state: StateRoot) -> Result<Self> {
+        let lock = take_lock(&state, LOCK_WAIT)?;
         let runtime = Arc::new(Self::runtime_for(&state)?);
-        let manager = Self::with_runtime(state, runtime);
+        let manager = Self::build(state, runtime, lock);
         manager.recover()?;
         Ok(manager)
     }
@@ -133,13 +288,22 @@ impl Manager {
     }
 
     /// A manager on a runtime the host keeps for its whole life (the
-    /// service: one engine per process, components compiled once). The
-    /// host runs [`Manager::recover`] when it is ready to.
-    pub fn with_runtime(state: StateRoot, runtime: Arc<Runtime>) -> Self {
+    /// service: one engine per process, components compiled once). It
+    /// holds the extensions lock until dropped. The host runs
+    /// [`Manager::recover`] when it is ready to.
+    pub fn with_runtime(state: StateRoot, runtime: Arc<Runtime>) -> Result<Self> {
+        // A second service does not wait for the first.
+        let lock = take_lock(&state, Duration::ZERO)?;
+        Ok(Self::build(state, runtime, lock))
+    }
+
+    fn build(state: StateRoot, runtime: Arc<Runtime>, lock: std::fs::File) -> Self {
         Self {
             state,
             runtime,
             protected: ProtectedSettings::new(),
+            loaded: Arc::default(),
+            _lock: lock,
         }
     }
 
@@ -153,17 +317,12 @@ impl Manager {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Installed>> {
-        let path = dir_of(&self.state, id)?.join("state.json");
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        installed_one(&self.state, &parse_id(id)?)
     }
 
-    fn save(&self, record: &Installed) -> Result<()> {
+    fn save(&self, id: &ExtensionId, record: &Installed) -> Result<()> {
         write_atomic(
-            &dir_of(&self.state, &record.id)?.join("state.json"),
+            &self.state.extension_dir(id).join("state.json"),
             &serde_json::to_vec_pretty(record)?,
             Access::Public,
         )
@@ -172,29 +331,62 @@ impl Manager {
     /// Gives the extensions' later calls these protected settings (the
     /// cloud's latest).
     pub fn set_protected_settings(&mut self, protected: ProtectedSettings) {
+        if protected != self.protected {
+            self.forget_loaded();
+        }
         self.protected = protected;
     }
 
-    fn load(&self, package: &Package) -> Result<LoadedExtension> {
-        let id = package.manifest.id();
-        let settings = self.get(&id)?.map(|r| r.settings).unwrap_or_default();
+    /// Drops the loaded extensions: the next call loads and verifies each
+    /// package again.
+    pub fn forget_loaded(&self) {
+        self.loaded.clear();
+    }
+
+    /// The loaded extensions, for a host that drops them on reload.
+    pub fn loaded_cache(&self) -> Arc<LoadedCache> {
+        self.loaded.clone()
+    }
+
+    fn loaded_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<LoadedExtension>>> {
+        self.loaded.map()
+    }
+
+    /// The installed extension, loaded once and kept: its package is read
+    /// and verified again only when it was not loaded yet.
+    fn loaded(&self, id: &ExtensionId) -> Result<Arc<LoadedExtension>> {
+        if let Some(ext) = self.loaded_map().get(&id.key()) {
+            return Ok(ext.clone());
+        }
+        let ext = Arc::new(self.load(id, &self.installed_package(id)?)?);
+        self.loaded_map().insert(id.key(), ext.clone());
+        Ok(ext)
+    }
+
+    fn load(&self, id: &ExtensionId, package: &Package) -> Result<LoadedExtension> {
+        let settings = installed_one(&self.state, id)?
+            .map(|r| r.settings)
+            .unwrap_or_default();
         self.load_with(
+            id,
             package,
             &InstallOptions {
                 settings,
-                protected_settings: self
-                    .protected
-                    .get(&id.to_ascii_lowercase())
-                    .cloned()
-                    .unwrap_or_default(),
+                protected_settings: self.protected.get(&id.key()).cloned().unwrap_or_default(),
                 ..Default::default()
             },
         )
     }
 
-    fn load_with(&self, package: &Package, options: &InstallOptions) -> Result<LoadedExtension> {
+    fn load_with(
+        &self,
+        id: &ExtensionId,
+        package: &Package,
+        options: &InstallOptions,
+    ) -> Result<LoadedExtension> {
         let m = &package.manifest;
-        let mut spec = ExtensionSpec::new(m.id(), dir_of(&self.state, &m.id())?.join("data"));
+        let mut spec =
+            ExtensionSpec::new(id.to_string(), self.state.extension_dir(id).join("data"));
         spec.settings = options.settings.clone();
         spec.protected_settings = options.protected_settings.clone();
         spec.limits = Limits::new(
@@ -213,15 +405,22 @@ impl Manager {
     }
 
     /// The installed package, verified again: a key no longer trusted
-    /// means the extension no longer runs.
-    fn installed_package(&self, id: &str) -> Result<Package> {
-        let bytes = std::fs::read(dir_of(&self.state, id)?.join("package.tpkg"))
+    /// means the extension no longer runs; a package whose manifest is not
+    /// this id's is not this extension.
+    fn installed_package(&self, id: &ExtensionId) -> Result<Package> {
+        let bytes = std::fs::read(self.state.extension_dir(id).join("package.tpkg"))
             .with_context(|| format!("{id} is not installed"))?;
         let package = tether_package::read(&bytes, ReadLimits::default())?;
         package
             .verify_signature(&TrustStore::load(&self.state)?.keys_for(&package.manifest.publisher))
             .with_context(|| format!("{id} can no longer run"))?;
         package.check_component()?;
+        if package.manifest.extension_id().ok().as_ref() != Some(id) {
+            bail!(
+                "{id} can no longer run: its directory holds a package of {}",
+                package.manifest.id()
+            );
+        }
         Ok(package)
     }
 
@@ -246,19 +445,45 @@ impl Manager {
             check: "package",
             message: e.to_string(),
         })?;
-        let id = peek.manifest.id();
-        let current = self.get(&id)?;
+        let id = peek.manifest.extension_id().map_err(|e| Refusal {
+            check: "package",
+            message: e.to_string(),
+        })?;
+        if let Some((want, version)) = &options.expect
+            && (want != &id || version != &peek.manifest.version)
+        {
+            return Err(Refusal {
+                check: "assignment",
+                message: format!(
+                    "the cloud assigned {want} {version}, but the package it served is {id} {}; nothing was installed",
+                    peek.manifest.version
+                ),
+            }
+            .into());
+        }
+        let current = installed_one(&self.state, &id)?;
         let current_version = current
             .as_ref()
             .and_then(|c| semver::Version::parse(&c.version).ok());
-        let package = admit(bytes, settings, &trust, current_version.as_ref())?;
-        let dir = dir_of(&self.state, &id)?;
+        let highest = VersionHistory::load(&self.state)?.highest(&id);
+        let floor = if options.allow_downgrade {
+            None
+        } else {
+            current_version.clone().max(highest)
+        };
+        let package = admit(bytes, settings, &trust, floor.as_ref())?;
+        let dir = self.state.extension_dir(&id);
         let mut journal = Journal::begin(
             &self.state,
             &journal_name(&id),
-            serde_json::json!({"id": id, "from": current.as_ref().map(|c| c.version.clone())}),
+            serde_json::json!({
+                "id": id.to_string(),
+                "from": current.as_ref().map(|c| c.version.clone()),
+                "owner": std::process::id(),
+            }),
         )?;
-        let new = self.load_with(&package, &options)?;
+        self.loaded_map().remove(&id.key());
+        let new = self.load_with(&id, &package, &options)?;
         let same_version = current_version.as_ref() == Some(&package.manifest.version);
         if let (Some(current), true) = (&current, same_version) {
             // Same version: new settings take effect through disable → enable.
@@ -269,7 +494,7 @@ impl Manager {
         } else if let Some(current) = &current {
             // The VM-extension handler order.
             let old_package = self.installed_package(&id)?;
-            let old = self.load(&old_package)?;
+            let old = self.load(&id, &old_package)?;
             if current.enabled {
                 self.call(&old, Call::Disable)?;
             }
@@ -296,7 +521,7 @@ impl Manager {
             .map(|s| (status_name(s.state).to_string(), s.message))
             .unwrap_or(("success".into(), "enabled".into()));
         let record = Installed {
-            id: id.clone(),
+            id: id.to_string(),
             version: package.manifest.version.to_string(),
             category: package.manifest.category.clone(),
             enabled: true,
@@ -306,29 +531,31 @@ impl Manager {
             settings: options.settings.clone(),
             cloud: options.cloud.clone(),
         };
-        self.save(&record)?;
+        self.save(&id, &record)?;
+        VersionHistory::record(&self.state, &id, &package.manifest.version)?;
         journal.done("enabled")?;
         journal.finish()?;
+        self.loaded_map().insert(id.key(), Arc::new(new));
         Ok(record)
     }
 
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<Installed> {
-        let mut record = self
-            .get(id)?
-            .with_context(|| format!("{id} is not installed"))?;
-        let ext = self.load(&self.installed_package(&record.id)?)?;
+        let id = parse_id(id)?;
+        let mut record =
+            installed_one(&self.state, &id)?.with_context(|| format!("{id} is not installed"))?;
+        let ext = self.loaded(&id)?;
         self.call(&ext, if enabled { Call::Enable } else { Call::Disable })?;
         record.enabled = enabled;
         record.message = if enabled { "enabled" } else { "disabled" }.into();
         record.time = crate::util::now();
-        self.save(&record)?;
+        self.save(&id, &record)?;
         Ok(record)
     }
 
     pub fn invoke(&self, id: &str, command: &str, args: &[String]) -> Result<CallOutcome> {
-        let record = self
-            .get(id)?
-            .with_context(|| format!("{id} is not installed"))?;
+        let id = parse_id(id)?;
+        let record =
+            installed_one(&self.state, &id)?.with_context(|| format!("{id} is not installed"))?;
         if !record.enabled {
             bail!(
                 "{} is disabled; `tether extension enable {}` first",
@@ -336,7 +563,7 @@ impl Manager {
                 record.id
             );
         }
-        let ext = self.load(&self.installed_package(&record.id)?)?;
+        let ext = self.loaded(&id)?;
         self.call(
             &ext,
             Call::Invoke {
@@ -349,19 +576,15 @@ impl Manager {
     /// Removes an extension: disable, uninstall, data deleted. Always
     /// allowed: a guest that fails on the way out is still removed.
     pub fn remove(&mut self, id: &str) -> Result<Vec<String>> {
-        let record = self
-            .get(id)?
-            .with_context(|| format!("{id} is not installed"))?;
+        let id = parse_id(id)?;
+        installed_one(&self.state, &id)?.with_context(|| format!("{id} is not installed"))?;
         let mut warnings = Vec::new();
         let mut journal = Journal::begin(
             &self.state,
-            &journal_name(&record.id),
-            serde_json::json!({"id": record.id, "removing": true}),
+            &journal_name(&id),
+            serde_json::json!({"id": id.to_string(), "removing": true, "owner": std::process::id()}),
         )?;
-        match self
-            .installed_package(&record.id)
-            .and_then(|p| self.load(&p))
-        {
+        match self.loaded(&id) {
             Ok(ext) => {
                 for call in [Call::Disable, Call::Uninstall] {
                     let name = call.name();
@@ -373,23 +596,17 @@ impl Manager {
             Err(e) => warnings.push(format!("could not run its uninstall: {e:#}")),
         }
         journal.done("uninstalled")?;
-        let dir = dir_of(&self.state, &record.id)?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("could not remove {}", dir.display()))?;
-        }
-        // The publisher's directory goes with its last extension (remove_dir
-        // leaves a non-empty one alone).
-        if let Some(publisher) = dir.parent() {
-            let _ = std::fs::remove_dir(publisher);
-        }
+        self.loaded_map().remove(&id.key());
+        remove_extension_dir(&self.state, &id)?;
         journal.done("removed")?;
         journal.finish()?;
-        self.protected.remove(&record.id.to_ascii_lowercase());
+        self.protected.remove(&id.key());
         Ok(warnings)
     }
 
-    /// Finishes or rolls back operations a crash interrupted.
+    /// Finishes or rolls back operations a crash interrupted. Runs only
+    /// under the extensions lock, so whoever wrote a journal found here is
+    /// gone.
     pub fn recover(&self) -> Result<()> {
         let dir = self.state.path().join("journal");
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -404,27 +621,33 @@ impl Manager {
             let Some(pending) = journal::pending(&self.state, &name)? else {
                 continue;
             };
-            let id = pending.data["id"].as_str().unwrap_or_default().to_string();
-            let ext_dir = dir_of(&self.state, &id)?;
+            let text = pending.data["id"].as_str().unwrap_or_default();
+            let id = match ExtensionId::parse(text) {
+                Ok(id) if journal_name(&id) == name => id,
+                _ => {
+                    tracing::warn!(
+                        "journal {name} names `{text}`, which is not its extension; left alone, nothing deleted"
+                    );
+                    continue;
+                }
+            };
             let removing = pending.data["removing"].as_bool().unwrap_or(false);
             let fresh_install = pending.data["from"].is_null();
             if removing || (fresh_install && !pending.has("enabled")) {
                 // Finish a removal; roll back a half-done first install.
-                if ext_dir.exists() {
-                    std::fs::remove_dir_all(&ext_dir)?;
-                }
+                remove_extension_dir(&self.state, &id)?;
             } else if !pending.has("enabled")
                 && let Ok(package) = self.installed_package(&id)
-                && let Ok(ext) = self.load(&package)
+                && let Ok(ext) = self.load(&id, &package)
             {
                 // An update cut short: the package on disk is whichever one
                 // was last written whole; bring it up enabled.
                 let _ = ext.call(Call::Enable);
-                if let Some(mut record) = self.get(&id)? {
+                if let Some(mut record) = installed_one(&self.state, &id)? {
                     record.version = package.manifest.version.to_string();
                     record.enabled = true;
                     record.message = "recovered after an interrupted update".into();
-                    self.save(&record)?;
+                    self.save(&id, &record)?;
                 }
             }
             Journal::begin(&self.state, &name, serde_json::Value::Null)?.finish()?;

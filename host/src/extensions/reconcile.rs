@@ -3,20 +3,24 @@
 //! enforced while downloading, digest checked), install, update,
 //! reconfigure and remove to match, and report each extension's status.
 //! Trust and policy stay local: a refusal is reported as the extension's
-//! failed status, with the reason.
+//! failed status, with the reason. The package must be the one assigned
+//! (publisher, name and version) and announced with its digest; the cloud
+//! never causes a downgrade. Reports go through the outbox until the cloud
+//! acknowledges them, and one extension's failure never stops the pass.
 
-use super::manager::{CloudAssignment, InstallOptions, Manager};
+use super::manager::{CloudAssignment, InstallOptions, Manager, parse_id};
+use super::outbox;
 use crate::cloud::agent::{join, token_for};
 use crate::cloud::proxy::client;
 use crate::config::{ProxyService, Settings};
 use crate::lifecycle::ConnectedMachine;
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::io::Read;
 use tether_cloud_api::agent::{DesiredExtension, DesiredExtensions, ExtensionStatusReport};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
     pub name: String,
@@ -59,6 +63,13 @@ impl Agent {
                 desired.publisher, desired.extension_type, desired.version
             )
         })?;
+        // Without a digest nothing ties the bytes to what was assigned.
+        let expected = desired.package_sha256.as_deref().with_context(|| {
+            format!(
+                "the cloud announced no SHA-256 for the package of {}/{} {}; refusing to download it",
+                desired.publisher, desired.extension_type, desired.version
+            )
+        })?;
         let cap = desired
             .package_size
             .unwrap_or(u64::MAX)
@@ -76,11 +87,9 @@ impl Agent {
         if bytes.len() as u64 > cap {
             bail!("{url} is larger than the {cap} bytes announced");
         }
-        if let Some(expected) = &desired.package_sha256 {
-            let actual = hex::encode(sha2::Sha256::digest(&bytes));
-            if !actual.eq_ignore_ascii_case(expected) {
-                bail!("{url} does not match its announced SHA-256 (got {actual})");
-            }
+        let actual = hex::encode(sha2::Sha256::digest(&bytes));
+        if !actual.eq_ignore_ascii_case(expected) {
+            bail!("{url} does not match its announced SHA-256 (got {actual})");
         }
         Ok(bytes)
     }
@@ -125,23 +134,66 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
         .json()?;
     let installed = manager.list()?;
     let mut outcomes = Vec::new();
+    let send = |name: &str, report: &ExtensionStatusReport| agent.report(name, report);
+    // What earlier passes could not report goes first.
+    for (name, e) in outbox::flush(&state, &send)? {
+        tracing::warn!("the status of {name} is still not reported: {e:#}");
+    }
+    let report = |name: &str, report: ExtensionStatusReport| -> Option<String> {
+        if let Err(e) = outbox::put(&state, name, report) {
+            return Some(format!("could not keep the report: {e:#}"));
+        }
+        match outbox::flush(&state, &send) {
+            Ok(failures) => failures
+                .into_iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, e)| format!("not reported yet, will retry: {e:#}")),
+            Err(e) => Some(format!("not reported yet, will retry: {e:#}")),
+        }
+    };
 
     manager.set_protected_settings(
         desired
             .extensions
             .iter()
             .filter_map(|want| {
-                let id = format!("{}/{}", want.publisher, want.extension_type);
-                Some((
-                    id.to_ascii_lowercase(),
-                    object(want.protected_settings.as_ref()?),
-                ))
+                let id = parse_id(&format!("{}/{}", want.publisher, want.extension_type)).ok()?;
+                Some((id.key(), object(want.protected_settings.as_ref()?)))
             })
             .collect(),
     );
     for want in &desired.extensions {
-        let id = format!("{}/{}", want.publisher, want.extension_type);
-        let current = installed.iter().find(|i| i.id.eq_ignore_ascii_case(&id));
+        let assigned =
+            parse_id(&format!("{}/{}", want.publisher, want.extension_type)).and_then(|id| {
+                let version = semver::Version::parse(&want.version).with_context(|| {
+                    format!("the assigned version `{}` is not a version", want.version)
+                })?;
+                Ok((id, version))
+            });
+        let (id, version) = match assigned {
+            Ok(assigned) => assigned,
+            Err(e) => {
+                let message = format!("{e:#}");
+                let note = report(
+                    &want.name,
+                    ExtensionStatusReport {
+                        sequence: want.sequence,
+                        state: "error".into(),
+                        version: want.version.clone(),
+                        message: message.clone(),
+                    },
+                );
+                outcomes.push(Outcome {
+                    name: want.name.clone(),
+                    action: "refused".into(),
+                    message: join_note(message, note),
+                });
+                continue;
+            }
+        };
+        let current = installed
+            .iter()
+            .find(|i| parse_id(&i.id).is_ok_and(|i| i == id));
         let applied = current
             .and_then(|c| c.cloud.as_ref())
             .is_some_and(|c| c.sequence >= want.sequence);
@@ -169,38 +221,44 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
                 name: want.name.clone(),
                 sequence: want.sequence,
             }),
+            expect: Some((id.clone(), version)),
+            allow_downgrade: false,
         };
         let result = agent
             .download(want)
             .and_then(|bytes| manager.install_with(&bytes, settings, options));
-        let (state_name, message, action) = match result {
+        let (state_name, message, action, version) = match result {
             Ok(record) => (
                 record.state.clone(),
                 format!("{} {} {}", record.id, record.version, action),
                 action.to_string(),
+                record.version.clone(),
             ),
             Err(e) => {
                 let refused = e.downcast_ref::<super::admission::Refusal>().is_some();
+                // What runs here is what was installed before, if anything.
+                let version = current.map(|c| c.version.clone()).unwrap_or_default();
                 (
                     "error".to_string(),
                     format!("{e:#}"),
                     if refused { "refused" } else { "failed" }.to_string(),
+                    version,
                 )
             }
         };
-        agent.report(
+        let note = report(
             &want.name,
-            &ExtensionStatusReport {
+            ExtensionStatusReport {
                 sequence: want.sequence,
                 state: state_name,
-                version: want.version.clone(),
+                version,
                 message: message.clone(),
             },
-        )?;
+        );
         outcomes.push(Outcome {
             name: want.name.clone(),
             action,
-            message,
+            message: join_note(message, note),
         });
     }
 
@@ -218,21 +276,37 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
         if wanted {
             continue;
         }
-        let warnings = manager.remove(&record.id)?;
-        agent.report(
+        let (action, message, warnings) = match manager.remove(&record.id) {
+            Ok(warnings) => ("removed", record.id.clone(), warnings.join("; ")),
+            Err(e) => ("failed", format!("{e:#}"), format!("{e:#}")),
+        };
+        let note = report(
             &cloud,
-            &ExtensionStatusReport {
+            ExtensionStatusReport {
                 sequence: desired.sequence,
-                state: "removed".into(),
+                state: if action == "removed" {
+                    "removed"
+                } else {
+                    "error"
+                }
+                .into(),
                 version: record.version.clone(),
-                message: warnings.join("; "),
+                message: warnings,
             },
-        )?;
+        );
         outcomes.push(Outcome {
             name: cloud,
-            action: "removed".into(),
-            message: record.id.clone(),
+            action: action.into(),
+            message: join_note(message, note),
         });
     }
     Ok(outcomes)
+}
+
+fn join_note(message: String, note: Option<String>) -> String {
+    match note {
+        Some(note) if message.is_empty() => note,
+        Some(note) => format!("{message} ({note})"),
+        None => message,
+    }
 }

@@ -120,52 +120,71 @@ pub fn disconnect(
         None
     };
 
+    // Every cloud deletion first (the extensions' records, then the
+    // machine), so that a refusal at any of them leaves everything local
+    // as it was; only then the local removal, resumable from the journal.
     let mut journal = Journal::begin(state, "disconnect", data.clone())?;
+    let extensions = manager.list()?;
+    if let Some(arm) = &arm
+        && !journal.entry().has("resource-deleted")
+    {
+        let correlation = data["correlationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let give_up = |journal: Journal, error: LifecycleError| -> Result<Plan> {
+            if !resumed {
+                // Nothing was done yet: leave no trace of this attempt.
+                journal.finish()?;
+            }
+            Err(error.into())
+        };
+        for ext in &extensions {
+            let name = match &ext.cloud {
+                Some(cloud) => cloud.name.clone(),
+                None => ext.id.rsplit('/').next().unwrap_or(&ext.id).to_string(),
+            };
+            say(&format!(
+                "deleting the cloud record of extension {}…",
+                ext.id
+            ));
+            if let Err(e) = arm.delete_extension(&resource_id, &name, &correlation)? {
+                return give_up(
+                    journal,
+                    LifecycleError::ArmDeleteFailed(format!(
+                        "could not delete the cloud record of extension {}: {e}; nothing local was changed",
+                        ext.id
+                    )),
+                );
+            }
+        }
+        say(&format!("deleting {resource_id}…"));
+        if let Err(e) = arm.delete_machine(&resource_id, &correlation)? {
+            return give_up(
+                journal,
+                match e.status {
+                    403 => LifecycleError::ArmDeleteFailed(format!(
+                        "not allowed to delete the machine resource: {}. Deleting needs Microsoft.HybridCompute/machines/delete (the Azure Connected Machine Resource Administrator role); nothing was changed. If the resource is already gone, `tether disconnect --force-local-only` removes the local registration",
+                        e.message.trim_end_matches('.')
+                    )),
+                    _ => LifecycleError::ArmDeleteFailed(format!(
+                        "could not delete the machine resource: {e}; nothing local was changed"
+                    )),
+                },
+            );
+        }
+    }
+    if !journal.entry().has("resource-deleted") {
+        journal.done("resource-deleted")?;
+    }
     if !journal.entry().has("extensions-removed") {
         for ext in manager.list()? {
             say(&format!("removing extension {}…", ext.id));
             for warning in manager.remove(&ext.id)? {
                 say(&format!("  {}: {warning}", ext.id));
             }
-            if let Some(arm) = &arm {
-                let name = ext.id.rsplit('/').next().unwrap_or(&ext.id);
-                let correlation = data["correlationId"].as_str().unwrap_or_default();
-                arm.delete_extension(&resource_id, name, correlation)?
-                    .map_err(|e| {
-                        LifecycleError::ArmDeleteFailed(format!(
-                            "could not delete the cloud record of extension {}: {e}",
-                            ext.id
-                        ))
-                    })?;
-            }
         }
         journal.done("extensions-removed")?;
-    }
-    if let Some(arm) = &arm
-        && !journal.entry().has("resource-deleted")
-    {
-        say(&format!("deleting {resource_id}…"));
-        let correlation = data["correlationId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if let Err(e) = arm.delete_machine(&resource_id, &correlation)? {
-            if !resumed {
-                // Nothing was done yet: leave no trace of this attempt.
-                journal.finish()?;
-            }
-            return Err(match e.status {
-                403 => LifecycleError::ArmDeleteFailed(format!(
-                    "not allowed to delete the machine resource: {}. Deleting needs Microsoft.HybridCompute/machines/delete (the Azure Connected Machine Resource Administrator role); nothing was changed. If the resource is already gone, `tether disconnect --force-local-only` removes the local registration",
-                    e.message.trim_end_matches('.')
-                )),
-                _ => LifecycleError::ArmDeleteFailed(format!("could not delete the machine resource: {e}; nothing local was changed")),
-            }
-            .into());
-        }
-    }
-    if !journal.entry().has("resource-deleted") {
-        journal.done("resource-deleted")?;
     }
     say("removing the local registration…");
     Registration::remove(state)?;

@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 pub const LIFETIME: Duration = Duration::from_secs(10);
 
+/// At most this many secrets are known at once (open ones and ones kept to
+/// tell a late answer apart): each is a file on disk, and unauthenticated
+/// callers create them.
+pub const MAX_OUTSTANDING: usize = 64;
+
 pub struct Challenges {
     dir: PathBuf,
     lifetime: Duration,
@@ -33,16 +38,20 @@ impl Challenges {
         }
     }
 
-    /// Writes a new key file and returns its path.
-    pub fn issue(&self) -> std::io::Result<PathBuf> {
+    /// Writes a new key file and returns its path; `None` while
+    /// [`MAX_OUTSTANDING`] are open (the caller is told to retry).
+    pub fn issue(&self) -> std::io::Result<Option<PathBuf>> {
         self.sweep();
+        if self.lock().len() >= MAX_OUTSTANDING {
+            return Ok(None);
+        }
         create_private_dir(&self.dir)?;
         let secret = hex::encode(crate::util::random_bytes::<32>());
         let path = self.dir.join(format!("{}.key", crate::util::guid()));
         write_private(&path, secret.as_bytes())?;
         self.lock()
             .insert(secret, (path.clone(), Instant::now() + self.lifetime));
-        Ok(path)
+        Ok(Some(path))
     }
 
     /// Checks the secret a caller read from a key file; any answer uses it up.
@@ -138,14 +147,14 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let challenges =
             Challenges::new(&dir.path().join("challenges"), Duration::from_millis(300));
-        let path = challenges.issue()?;
+        let path = challenges.issue()?.ok_or("refused")?;
         let secret = std::fs::read_to_string(&path)?;
         assert_eq!(challenges.answer("not-the-secret"), Answer::Unknown);
         assert_eq!(challenges.answer(&secret), Answer::Accepted);
         assert!(!path.exists(), "the key file is deleted after use");
         assert_eq!(challenges.answer(&secret), Answer::Unknown, "used up");
 
-        let late = challenges.issue()?;
+        let late = challenges.issue()?.ok_or("refused")?;
         let secret = std::fs::read_to_string(&late)?;
         std::thread::sleep(Duration::from_millis(400));
         assert_eq!(challenges.answer(&secret), Answer::Expired);
@@ -153,7 +162,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let issued = challenges.issue()?;
+            let issued = challenges.issue()?.ok_or("refused")?;
             assert_eq!(
                 std::fs::metadata(&issued)?.permissions().mode() & 0o777,
                 0o640
@@ -163,6 +172,18 @@ mod tests {
                 .mode();
             assert_eq!(dir_mode & 0o777, 0o750);
         }
+        Ok(())
+    }
+
+    #[test]
+    fn outstanding_challenges_are_capped() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let challenges = Challenges::new(dir.path(), Duration::from_secs(10));
+        for _ in 0..MAX_OUTSTANDING {
+            assert!(challenges.issue()?.is_some());
+        }
+        assert!(challenges.issue()?.is_none(), "the cap holds");
+        assert_eq!(std::fs::read_dir(dir.path())?.count(), MAX_OUTSTANDING);
         Ok(())
     }
 }

@@ -22,14 +22,10 @@ pub enum Request {
     Reload,
     /// Send a heartbeat now (after `connect`, say).
     Heartbeat,
-    /// Reconcile extensions now.
+    /// Schedule a reconcile of extensions now.
     Reconcile,
-    /// Run an extension's command in the service.
-    Invoke {
-        id: String,
-        command: String,
-        args: Vec<String>,
-    },
+    /// Change, reconcile or invoke extensions: the service owns them.
+    Extension(crate::extensions::owner::ExtensionOp),
     /// Disconnect inside the service, which removes the extensions it hosts.
     #[serde(rename_all = "camelCase")]
     Disconnect {
@@ -40,6 +36,46 @@ pub enum Request {
     /// Start a reset inside the service.
     #[serde(rename_all = "camelCase")]
     Reset { arm_token: Option<String> },
+}
+
+impl Request {
+    /// Whether only root (Administrators or SYSTEM on Windows) may ask it.
+    /// Everything but the status changes the machine or runs an
+    /// extension's code with its data; the `tether` group may only look.
+    pub fn needs_admin(&self) -> bool {
+        !matches!(self, Request::Status)
+    }
+
+    /// The request's name, for refusals and logs (never its arguments: a
+    /// disconnect carries a token).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Reload => "reload",
+            Request::Heartbeat => "heartbeat",
+            Request::Reconcile => "reconcile",
+            Request::Extension(op) => match op {
+                crate::extensions::owner::ExtensionOp::Install { .. } => "extension install",
+                crate::extensions::owner::ExtensionOp::Remove { .. } => "extension remove",
+                crate::extensions::owner::ExtensionOp::Enable { .. } => "extension enable",
+                crate::extensions::owner::ExtensionOp::Disable { .. } => "extension disable",
+                crate::extensions::owner::ExtensionOp::Reconcile => "extension reconcile",
+                crate::extensions::owner::ExtensionOp::Invoke { .. } => "extension invoke",
+            },
+            Request::Disconnect { .. } => "disconnect",
+            Request::Reset { .. } => "reset",
+        }
+    }
+}
+
+/// Who is on the other end of a control connection, as the operating
+/// system says (never as the request claims).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// root, or a member of Administrators or SYSTEM.
+    pub admin: bool,
+    /// For the log: `uid 1000`, `pid 4242`.
+    pub who: String,
 }
 
 /// One line of the answer.
@@ -55,8 +91,12 @@ pub enum Reply {
     Failed { exit_code: u8, message: String },
 }
 
-/// The largest request the service reads.
-pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
+/// The largest request the service reads from root: a package, in base64.
+pub const MAX_REQUEST_BYTES: u64 = 96 << 20;
+
+/// The largest request the service reads from anyone else (who may only
+/// ask for the status).
+pub const MAX_UNPRIVILEGED_REQUEST_BYTES: u64 = 64 << 10;
 
 /// Where the control socket of this state root lives.
 pub fn socket_path(state: &StateRoot) -> PathBuf {

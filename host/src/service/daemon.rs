@@ -53,6 +53,9 @@ struct Service {
     /// The manager's runtime, reachable while an operation holds the
     /// manager: a new CPU share applies to calls already running.
     wasm: Arc<Runtime>,
+    /// The manager's loaded extensions, dropped on reload (trust may have
+    /// changed) without waiting for the manager.
+    loaded: Arc<crate::extensions::manager::LoadedCache>,
     wake: Mutex<Sender<Wake>>,
 }
 
@@ -84,7 +87,8 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
     let store = SettingsStore::new(&state);
     let settings = store.load()?;
     let wasm = Arc::new(Manager::runtime_for(&state)?);
-    let extensions = Manager::with_runtime(state.clone(), wasm.clone());
+    let extensions = Manager::with_runtime(state.clone(), wasm.clone())?;
+    let loaded = extensions.loaded_cache();
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();
     let _ = STOP.set(Mutex::new(wake_tx.clone()));
     let service = Arc::new(Service {
@@ -100,6 +104,7 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
         tokens: Arc::new(TokenCache::default()),
         extensions: Mutex::new(extensions),
         wasm,
+        loaded,
         wake: Mutex::new(wake_tx),
     });
     tracing::info!(
@@ -339,6 +344,7 @@ impl Service {
     /// Re-reads the settings file now (`service reload`, SIGHUP); a broken
     /// file leaves the settings in effect and is reported.
     fn reload(&self) -> Result<()> {
+        self.loaded.clear();
         match self.store.load() {
             Ok(settings) => {
                 self.apply(settings);
@@ -501,10 +507,9 @@ impl Service {
                 self.wake(Wake::Reconcile);
                 Ok(json!({"scheduled": "reconcile"}))
             }
-            Request::Invoke { id, command, args } => {
-                tracing::info!("invoke {id} {command}");
-                let outcome = lock(&self.extensions).invoke(&id, &command, &args)?;
-                Ok(serde_json::to_value(super::InvokeResult::from(outcome))?)
+            Request::Extension(op) => {
+                let settings = self.settings();
+                crate::extensions::owner::apply(&mut lock(&self.extensions), &settings, op)
             }
             Request::Disconnect {
                 arm_token,

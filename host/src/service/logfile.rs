@@ -123,6 +123,31 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedLog {
     }
 }
 
+/// Standard error, redacted as the log file is: under systemd it is the
+/// journal, which every member of `adm` and `systemd-journal` may read.
+#[derive(Clone, Copy, Default)]
+pub struct RedactedStderr;
+
+impl Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let line = crate::diagnostics::redact::redact(&String::from_utf8_lossy(buf));
+        io::stderr().write_all(line.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactedStderr {
+    type Writer = RedactedStderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
 /// The service's log file under `state_root`.
 pub fn path(state_root: &Path) -> PathBuf {
     state_root.join("logs").join("tether.log")
@@ -151,7 +176,7 @@ pub fn init(state_root: &Path, verbose: u8) -> io::Result<PathBuf> {
         .with(fmt::layer().json().with_writer(file).with_filter(filter()))
         .with(
             fmt::layer()
-                .with_writer(io::stderr)
+                .with_writer(RedactedStderr)
                 .with_target(false)
                 .with_filter(filter()),
         )

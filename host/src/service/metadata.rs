@@ -1,11 +1,14 @@
 //! The local metadata service (the role of Azure's HIMDS): an IMDS-shaped
 //! instance document and the machine identity's tokens, on loopback only.
 //!
-//! Protections, in the order they are checked: GET only; no proxy headers
-//! (`X-Forwarded-For`, `Forwarded`, `Via`: a request that came through a
-//! proxy is not a local process's); `Metadata: true`; a per-client rate
-//! limit; one value per query parameter; `api-version` present. Responses
-//! carry no CORS headers, so a web page cannot read them.
+//! Protections, in the order they are checked: GET only; a `Host` that
+//! names loopback (a browser tricked by DNS rebinding sends the attacker's
+//! name); no proxy headers (`X-Forwarded-For`, `Forwarded`, `Via`: a
+//! request that came through a proxy is not a local process's);
+//! `Metadata: true`; one rate limit for all callers; one value per query
+//! parameter; `api-version` present. Tokens: a bounded number of open
+//! challenges, and never the audience of the machine's own agent channel.
+//! Responses carry no CORS headers, so a web page cannot read them.
 
 use super::challenge::{Answer, Challenges};
 use super::rate_limit::RateLimit;
@@ -14,7 +17,7 @@ use crate::config::Settings;
 use crate::lifecycle::{ConnectedMachine, Registration};
 use crate::state::StateRoot;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -92,11 +95,27 @@ async fn not_found() -> Response {
     )
 }
 
+/// Whether a `Host` header names this loopback service: 127.0.0.1, [::1]
+/// or localhost, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((name, port)) if port.is_empty() || port.starts_with(':') => name,
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| {
+            ip == IpAddr::V4(Ipv4Addr::LOCALHOST) || ip == IpAddr::V6(Ipv6Addr::LOCALHOST)
+        })
+}
+
 /// Every protection but the route's own; the query's parameters on success.
 #[allow(clippy::result_large_err)] // the refusal is returned at once, not carried
 fn guard(
     metadata: &Metadata,
-    client: IpAddr,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -110,6 +129,14 @@ fn guard(
             ),
             header::ALLOW,
             "GET",
+        ));
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !host.is_some_and(loopback_host) {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "The Host header must be 127.0.0.1, [::1] or localhost (with the port): the metadata service answers local callers by its loopback name only",
         ));
     }
     for forwarded in ["x-forwarded-for", "forwarded", "via"] {
@@ -134,12 +161,12 @@ fn guard(
             "Required metadata header not specified: send `Metadata: true`",
         ));
     }
-    if !metadata.limit.allow(client) {
+    if !metadata.limit.allow() {
         return Err(with_header(
             error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
-                "Too many requests from this client; slow down and retry after a second",
+                "Too many requests to the metadata service from this machine; slow down and retry after a second",
             ),
             header::RETRY_AFTER,
             "1",
@@ -169,12 +196,11 @@ fn guard(
 
 async fn instance(
     State(metadata): State<Arc<Metadata>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = guard(&metadata, peer.ip(), &method, &uri, &headers) {
+    if let Err(response) = guard(&metadata, &method, &uri, &headers) {
         return response;
     }
     match Registration::load(&metadata.state) {
@@ -226,12 +252,11 @@ pub fn instance_document(r: &Registration) -> Value {
 
 async fn token(
     State(metadata): State<Arc<Metadata>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let query = match guard(&metadata, peer.ip(), &method, &uri, &headers) {
+    let query = match guard(&metadata, &method, &uri, &headers) {
         Ok(query) => query,
         Err(response) => return response,
     };
@@ -242,6 +267,16 @@ async fn token(
             "The `resource` parameter is required (the audience the token is for, such as the ARM endpoint)",
         );
     };
+    if let Ok(Some(registration)) = Registration::load(&metadata.state)
+        && registration.endpoints.is_agent_audience(&resource)
+    {
+        tracing::warn!("refused a workload token for the agent service's audience");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            "The resource is the agent service's, the machine's own channel to its cloud; workloads on the machine get tokens for other audiences only (such as the ARM endpoint)",
+        );
+    }
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -251,7 +286,16 @@ async fn token(
         });
     let Some(secret) = basic else {
         return match metadata.challenges.issue() {
-            Ok(path) => {
+            Ok(None) => with_header(
+                error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    "Too many identity challenges are open; answer one or retry after a few seconds",
+                ),
+                header::RETRY_AFTER,
+                "2",
+            ),
+            Ok(Some(path)) => {
                 let mut response = error(
                     StatusCode::UNAUTHORIZED,
                     "unauthorized",

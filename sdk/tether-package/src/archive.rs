@@ -39,6 +39,16 @@ fn malformed(m: impl Into<String>) -> PackageError {
     PackageError::Malformed(m.into())
 }
 
+/// 1 to 128 letters, digits, '.', '-', '_', not starting with '.'.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
 /// Reads a package, checking that it is well formed: size caps, regular
 /// files with plain names only, no duplicates, exactly a manifest, one
 /// component (the one it names) and at most one signature.
@@ -49,6 +59,14 @@ pub fn read(bytes: &[u8], limits: ReadLimits) -> Result<Package, PackageError> {
             bytes.len(),
             limits.package_bytes
         )));
+    }
+    // A file that is not a tar archive at all (`/etc/passwd`, say) would
+    // have its first line read as an entry's name: refuse it before that,
+    // so that no error ever quotes a file's content.
+    if bytes.len() < 512 || &bytes[257..262] != b"ustar" {
+        return Err(malformed(
+            "it is not a Tether package (no tar header); build one with `tether-ext pack`",
+        ));
     }
     let mut archive = tar::Archive::new(bytes);
     let mut manifest_bytes = None;
@@ -65,19 +83,15 @@ pub fn read(bytes: &[u8], limits: ReadLimits) -> Result<Package, PackageError> {
         let path = entry.path_bytes().into_owned();
         let name =
             String::from_utf8(path).map_err(|_| malformed("an entry's name is not UTF-8"))?;
+        // Checked before the name is ever quoted.
+        if !plain_name(&name) {
+            return Err(malformed(
+                "an entry's name is not a plain file name (paths, dots and other characters are refused)",
+            ));
+        }
         if !kind.is_file() {
             return Err(malformed(format!(
                 "`{name}` is not a regular file (links and directories are refused)"
-            )));
-        }
-        if name.is_empty()
-            || name.contains(['/', '\\'])
-            || name == "."
-            || name == ".."
-            || name.contains('\0')
-        {
-            return Err(malformed(format!(
-                "`{name}` is not a plain file name (paths are refused)"
             )));
         }
         if !seen.insert(name.clone()) {
@@ -107,6 +121,13 @@ pub fn read(bytes: &[u8], limits: ReadLimits) -> Result<Package, PackageError> {
             }
             _ => component = Some((name, data)),
         }
+    }
+    // Whatever follows the end-of-archive blocks is outside what was
+    // checked; only zero padding may.
+    if archive.into_inner().iter().any(|&b| b != 0) {
+        return Err(malformed(
+            "bytes follow the end of the archive; a package is the archive alone",
+        ));
     }
     let manifest_bytes =
         manifest_bytes.ok_or_else(|| malformed(format!("it has no {MANIFEST}")))?;

@@ -15,11 +15,13 @@
 //! no directories), no path but the three names above, no duplicates.
 
 mod archive;
+mod id;
 mod keys;
 mod manifest;
 mod signature;
 
 pub use archive::{Package, ReadLimits, build, read};
+pub use id::{ExtensionId, IdError};
 pub use keys::{
     PublicKey, key_id, parse_public_key, public_key_line, read_private_key, write_private_key,
 };

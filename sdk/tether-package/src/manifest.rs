@@ -90,18 +90,8 @@ impl Manifest {
 
     fn check(&self) -> Result<(), PackageError> {
         let bad = |m: String| Err(PackageError::Manifest(m));
-        if !valid_part(&self.publisher) {
-            return bad(format!(
-                "publisher `{}` may hold only letters, digits, '.', '-', '_'",
-                self.publisher
-            ));
-        }
-        if !valid_part(&self.name) {
-            return bad(format!(
-                "name `{}` may hold only letters, digits, '.', '-', '_'",
-                self.name
-            ));
-        }
+        crate::id::check_part("publisher", &self.publisher).map_err(PackageError::Manifest)?;
+        crate::id::check_part("name", &self.name).map_err(PackageError::Manifest)?;
         if !valid_part(&self.category) {
             return bad(format!("category `{}` is not a single word", self.category));
         }
@@ -125,9 +115,16 @@ impl Manifest {
         Ok(())
     }
 
-    /// `Publisher/Name`.
+    /// `Publisher/Name`, as spelled.
     pub fn id(&self) -> String {
         format!("{}/{}", self.publisher, self.name)
+    }
+
+    /// The id as the parsed type every path is built from. A parsed
+    /// manifest's publisher and name were checked, so this only fails on
+    /// a manifest built by hand.
+    pub fn extension_id(&self) -> Result<crate::ExtensionId, crate::IdError> {
+        crate::ExtensionId::new(&self.publisher, &self.name)
     }
 
     /// The manifest as TOML.

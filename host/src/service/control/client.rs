@@ -1,6 +1,6 @@
 //! The CLI's side: find the running service and ask it something.
 
-use super::{MAX_REQUEST_BYTES, Reply, Request};
+use super::{Reply, Request};
 use crate::exit::{Exit, coded};
 use crate::state::StateRoot;
 use anyhow::{Context, Result};
@@ -39,7 +39,8 @@ impl Connection {
             .write_all(&line)
             .context("could not send the request to the service")?;
         self.stream.flush()?;
-        let reader = BufReader::new(self.stream.take(64 * MAX_REQUEST_BYTES));
+        // Answers are small but for an invoke's output and logs.
+        let reader = BufReader::new(self.stream.take(64 << 20));
         for line in reader.lines() {
             let line = line.context("the service's answer was cut short")?;
             if line.trim().is_empty() {

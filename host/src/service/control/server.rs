@@ -1,7 +1,7 @@
 //! The service's side: accept connections, read one request, run it on a
 //! blocking thread (the library is synchronous), stream the replies.
 
-use super::{MAX_REQUEST_BYTES, Reply, Request};
+use super::{Caller, MAX_REQUEST_BYTES, MAX_UNPRIVILEGED_REQUEST_BYTES, Reply, Request};
 use crate::exit::Exit;
 use anyhow::Result;
 use serde_json::Value;
@@ -11,22 +11,39 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 /// Runs one request; `progress` reports steps as they happen.
 pub type Handler = Arc<dyn Fn(Request, &dyn Fn(&str)) -> Result<Value> + Send + Sync>;
 
-async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: S, handler: Handler) {
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: S, caller: Caller, handler: Handler) {
     let (read, mut write) = tokio::io::split(stream);
     let mut line = String::new();
-    let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES));
+    let cap = if caller.admin {
+        MAX_REQUEST_BYTES
+    } else {
+        MAX_UNPRIVILEGED_REQUEST_BYTES
+    };
+    let mut reader = BufReader::new(read.take(cap));
     let replies = match reader.read_line(&mut line).await {
         Ok(0) => return,
         Ok(_) => match serde_json::from_str::<Request>(&line) {
-            Ok(request) => run(request, handler),
-            Err(e) => {
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                let _ = tx.send(Reply::Failed {
-                    exit_code: Exit::Usage as u8,
-                    message: format!("the service did not understand the request: {e}; is the CLI the same version as the service?"),
-                });
-                rx
+            Ok(request) if request.needs_admin() && !caller.admin => {
+                tracing::warn!(
+                    "refused a `{}` request from {}: not root",
+                    request.name(),
+                    caller.who
+                );
+                refusal(
+                    Exit::NotAdmin,
+                    format!(
+                        "`{}` changes the machine and only root may ask it of the service (administrators on Windows); members of the `tether` group may read its status only. Run the command as root (sudo)",
+                        request.name()
+                    ),
+                )
             }
+            Ok(request) => run(request, handler),
+            Err(e) => refusal(
+                Exit::Usage,
+                format!(
+                    "the service did not understand the request: {e}; is the CLI the same version as the service?"
+                ),
+            ),
         },
         Err(e) => {
             tracing::debug!("a control connection failed: {e}");
@@ -45,6 +62,15 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: S, handler: Handler) 
         }
     }
     let _ = write.shutdown().await;
+}
+
+fn refusal(exit: Exit, message: String) -> tokio::sync::mpsc::UnboundedReceiver<Reply> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let _ = tx.send(Reply::Failed {
+        exit_code: exit as u8,
+        message,
+    });
+    rx
 }
 
 fn run(request: Request, handler: Handler) -> tokio::sync::mpsc::UnboundedReceiver<Reply> {
@@ -70,6 +96,7 @@ pub use imp::{Listener, bind, serve};
 #[cfg(unix)]
 mod imp {
     use super::{Handler, handle};
+    use crate::service::control::Caller;
     use crate::state::StateRoot;
     use anyhow::{Context, Result, bail};
     use std::os::unix::fs::PermissionsExt;
@@ -115,11 +142,31 @@ mod imp {
         Ok(Listener { listener, path })
     }
 
+    /// The peer's credentials as the kernel recorded them at connect
+    /// (`SO_PEERCRED`): uid 0 is root, anyone else may only read.
+    fn caller_of(stream: &tokio::net::UnixStream) -> Caller {
+        match stream.peer_cred() {
+            Ok(cred) => Caller {
+                admin: cred.uid() == 0,
+                who: match cred.pid() {
+                    Some(pid) => format!("uid {} (pid {pid})", cred.uid()),
+                    None => format!("uid {}", cred.uid()),
+                },
+            },
+            // Unknown is not root.
+            Err(e) => Caller {
+                admin: false,
+                who: format!("an unknown peer ({e})"),
+            },
+        }
+    }
+
     pub async fn serve(listener: Listener, handler: Handler) {
         loop {
             match listener.listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(handle(stream, handler.clone()));
+                    let caller = caller_of(&stream);
+                    tokio::spawn(handle(stream, caller, handler.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("the control socket could not accept: {e}");
@@ -134,6 +181,7 @@ mod imp {
 mod imp {
     use super::{Handler, handle};
     use crate::platform::SecurityDescriptor;
+    use crate::service::control::Caller;
     use crate::state::StateRoot;
     use anyhow::{Context, Result};
     use tokio::net::windows::named_pipe::{NamedPipeServer, ServerOptions};
@@ -183,6 +231,23 @@ mod imp {
         })
     }
 
+    /// The client's token, asked by impersonating it for a moment: the
+    /// pipe's DACL already admits only SYSTEM and Administrators, and this
+    /// decides again where the request is run.
+    fn caller_of(pipe: &NamedPipeServer) -> Caller {
+        use std::os::windows::io::AsRawHandle;
+        match crate::platform::pipe_client_is_admin(pipe.as_raw_handle()) {
+            Ok(admin) => Caller {
+                admin,
+                who: "the pipe's client".into(),
+            },
+            Err(e) => Caller {
+                admin: false,
+                who: format!("a pipe client whose token could not be read ({e})"),
+            },
+        }
+    }
+
     pub async fn serve(listener: Listener, handler: Handler) {
         let mut server = listener.first;
         loop {
@@ -197,7 +262,8 @@ mod imp {
                 }
             };
             let connected = std::mem::replace(&mut server, next);
-            tokio::spawn(handle(connected, handler.clone()));
+            let caller = caller_of(&connected);
+            tokio::spawn(handle(connected, caller, handler.clone()));
         }
     }
 }
