@@ -150,8 +150,8 @@ fn init_logging(verbose: u8) {
     // Extensions' own lines are rendered by the commands that ran them;
     // they reach the log stream only when asked for.
     let default = match verbose {
-        0 => "warn,tether::extension=off",
-        1 => "info,tether::extension=off",
+        0 => "warn,tether_guest=off",
+        1 => "info,tether_guest=off",
         2 => "debug",
         _ => "trace",
     };

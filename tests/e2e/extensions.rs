@@ -600,7 +600,7 @@ fn a_crash_during_install_or_update_leaves_a_consistent_machine() -> TestResult 
     Ok(())
 }
 
-fn reconcile(home: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+pub(crate) fn reconcile(home: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     let out = tether(home)
         .args(["--json", "extension", "reconcile"])
         .output()?;
@@ -608,7 +608,10 @@ fn reconcile(home: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-fn cloud_extension(cloud: &Cloud, name: &str) -> anyhow::Result<Option<serde_json::Value>> {
+pub(crate) fn cloud_extension(
+    cloud: &Cloud,
+    name: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
     Ok(cloud.machines()?.first().and_then(|m| {
         m["extensions"]
             .as_array()

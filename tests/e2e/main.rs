@@ -4,6 +4,7 @@
 
 mod support;
 
+mod attacks;
 mod cache;
 mod cli_run_local;
 mod config;

@@ -246,15 +246,15 @@ fn emit(extension: &str, level: Level, source: LogSource, message: &str) {
     };
     match level {
         Level::Trace => {
-            tracing::trace!(target: "tether::extension", extension, source, "{message}")
+            tracing::trace!(target: "tether_guest", extension, source, "{message}")
         }
         Level::Debug => {
-            tracing::debug!(target: "tether::extension", extension, source, "{message}")
+            tracing::debug!(target: "tether_guest", extension, source, "{message}")
         }
-        Level::Info => tracing::info!(target: "tether::extension", extension, source, "{message}"),
-        Level::Warn => tracing::warn!(target: "tether::extension", extension, source, "{message}"),
+        Level::Info => tracing::info!(target: "tether_guest", extension, source, "{message}"),
+        Level::Warn => tracing::warn!(target: "tether_guest", extension, source, "{message}"),
         Level::Error => {
-            tracing::error!(target: "tether::extension", extension, source, "{message}")
+            tracing::error!(target: "tether_guest", extension, source, "{message}")
         }
     }
 }
