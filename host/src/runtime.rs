@@ -22,6 +22,7 @@ mod kv;
 mod limits;
 mod log_capture;
 mod machine;
+mod network_guard;
 mod outbound;
 mod wit;
 

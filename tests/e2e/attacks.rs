@@ -562,3 +562,84 @@ fn a_disconnect_the_cloud_refuses_changes_nothing_local() -> TestResult {
     assert_eq!(cloud.machines()?.len(), 1);
     Ok(())
 }
+
+#[test]
+fn a_declared_name_that_resolves_to_loopback_never_reaches_it() -> TestResult {
+    let server = LoopbackHttp::start("internal")?;
+    let port = server.addr.port();
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let contoso = Publisher::new("Contoso", 36);
+    trust(h, &contoso)?;
+    let origins = [
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+    ];
+    let extra = format!(
+        "[capabilities]\noutbound = [{}]",
+        origins
+            .iter()
+            .map(|o| format!("\"{o}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let pkg = package(
+        &contoso,
+        "Contoso",
+        "Fetcher",
+        "1.0.0",
+        "other",
+        tether_test_artifacts::FIXTURE_UNDECLARED_HTTP,
+        &extra,
+    )?;
+    let file = write(h, "fetcher.tpkg", &pkg)?;
+    let out = ext(h, &["install", &file])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fetch = |url: &str| ext(h, &["invoke", "Contoso/Fetcher", "get", url]);
+
+    // Declared by name: the name resolves to loopback, so it is refused
+    // whatever the operator allows.
+    for allow in ["false", "true"] {
+        let set = tether(h)
+            .args(["config", "set", "extensions.outbound.allowlocal", allow])
+            .output()?;
+        assert!(set.status.success(), "{}", stderr(&set));
+        let out = fetch(&format!("http://localhost:{port}/"))?;
+        assert_eq!(out.status.code(), Some(20), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("never reached through a name"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(server.seen(), 0);
+
+    // Declared literally: refused until the operator allows it.
+    let set = tether(h)
+        .args(["config", "set", "extensions.outbound.allowlocal", "false"])
+        .output()?;
+    assert!(set.status.success());
+    for url in [
+        format!("http://127.0.0.1:{port}/"),
+        format!("http://[::ffff:127.0.0.1]:{port}/"),
+    ] {
+        let out = fetch(&url)?;
+        assert_eq!(out.status.code(), Some(20), "{url}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("extensions.outbound.allowlocal"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(server.seen(), 0);
+    let set = tether(h)
+        .args(["config", "set", "extensions.outbound.allowlocal", "true"])
+        .output()?;
+    assert!(set.status.success());
+    let out = fetch(&format!("http://127.0.0.1:{port}/"))?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("200 internal"), "{}", stdout(&out));
+    assert_eq!(server.seen(), 1);
+    Ok(())
+}

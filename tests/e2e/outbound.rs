@@ -16,6 +16,7 @@ fn a_granted_loopback_origin_is_served_and_others_are_not() -> TestResult {
             .parse::<HostPattern>()
             .map_err(anyhow::Error::msg)?,
     ];
+    spec.outbound.allow_local = true;
     let ext = runtime().load(&bytes, spec)?;
 
     let get = |url: String| Call::Invoke {

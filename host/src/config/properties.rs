@@ -30,6 +30,7 @@ pub struct ExtensionSettings {
     pub blocklist: Vec<String>,
     pub enabled: bool,
     pub agent: AgentSettings,
+    pub outbound: OutboundSettings,
 }
 
 impl Default for ExtensionSettings {
@@ -39,8 +40,18 @@ impl Default for ExtensionSettings {
             blocklist: Vec::new(),
             enabled: true,
             agent: AgentSettings::default(),
+            outbound: OutboundSettings::default(),
         }
     }
+}
+
+/// What extensions' outbound HTTP may reach beyond what manifests declare.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundSettings {
+    /// Whether loopback, private and link-local addresses that a manifest
+    /// names literally may be reached (never through a name).
+    pub allowlocal: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -408,6 +419,21 @@ pub static PROPERTIES: &[Property] = &[
             Ok(())
         },
         clear: |s| s.extensions.agent.cpulimit = 5,
+    },
+    Property {
+        key: "extensions.outbound.allowlocal",
+        meaning: "Whether extensions may reach loopback, private and link-local addresses (127.0.0.1, 10.x, 169.254.169.254…) that their manifests name literally, such as http://127.0.0.1:8080. A name that resolves to such an address is refused whatever this says.",
+        format: "true or false",
+        default: "false",
+        example: "tether config set extensions.outbound.allowlocal true",
+        is_list: false,
+        frozen_in_monitor_mode: true,
+        get: |s| to_json(&s.extensions.outbound.allowlocal),
+        set: |s, v, _| {
+            s.extensions.outbound.allowlocal = parse_bool("extensions.outbound.allowlocal", v)?;
+            Ok(())
+        },
+        clear: |s| s.extensions.outbound.allowlocal = false,
     },
     Property {
         key: "guestconfiguration.enabled",

@@ -125,8 +125,11 @@ pub fn run_local(state: &StateRoot, request: RunLocal) -> Result<RunLocalReport>
         settings: request.settings,
         protected_settings: request.protected_settings,
         machine: MachineInfo::local(),
+        // A development run's grants are the operator's own, given on its
+        // command line: a literal local address there is meant.
         outbound: OutboundGrant {
             hosts: request.outbound,
+            allow_local: true,
         },
         data_dir: state.dev_data(&name),
     };

@@ -393,6 +393,10 @@ impl Manager {
             m.limits.memory_mib,
             Duration::from_millis(m.limits.call_timeout_ms),
         );
+        // A broken settings file grants nothing extra.
+        let allow_local = crate::config::SettingsStore::new(&self.state)
+            .load()
+            .is_ok_and(|s| s.extensions.outbound.allowlocal);
         spec.outbound = OutboundGrant {
             hosts: m
                 .capabilities
@@ -400,6 +404,7 @@ impl Manager {
                 .iter()
                 .filter_map(|o| o.parse().ok())
                 .collect(),
+            allow_local,
         };
         self.runtime.load(&package.component, spec)
     }

@@ -1,6 +1,7 @@
 //! Outbound HTTP for extensions: served only for hosts the extension
 //! declared (its manifest) and the operator allows; everything else is
-//! refused with the code `denied` before any connection is made.
+//! refused with the code `denied` before any connection is made. The
+//! addresses a name resolves to are checked too (`network_guard`).
 
 use super::wit::since_v0_1_0::tether::extension::outbound_http::{Request, Response};
 use super::wit::since_v0_1_0::tether::extension::types::Error as WitError;
@@ -62,6 +63,14 @@ impl FromStr for HostPattern {
                 "a wildcard may only be the leftmost label, as *.example.com",
             ));
         }
+        // As a URL spells it, so that `[::ffff:127.0.0.1]` matches the
+        // `[::ffff:7f00:1]` a parsed URL carries.
+        let host = match host.strip_prefix("*.") {
+            Some(_) => host,
+            None => url::Host::parse(&host)
+                .map_err(|e| err(&format!("the host is not valid: {e}")))?
+                .to_string(),
+        };
         Ok(Self { scheme, host, port })
     }
 }
@@ -90,6 +99,9 @@ impl HostPattern {
 #[derive(Debug, Clone, Default)]
 pub struct OutboundGrant {
     pub hosts: Vec<HostPattern>,
+    /// Whether a literal loopback, private or link-local address among
+    /// `hosts` may be reached (the operator's `extensions.outbound.allowlocal`).
+    pub allow_local: bool,
 }
 
 impl OutboundGrant {
@@ -128,6 +140,8 @@ impl HttpClient {
                     // and may follow it itself, through this same check.
                     .redirect(reqwest::redirect::Policy::none())
                     .no_proxy()
+                    // Names connect only to the global addresses checked.
+                    .dns_resolver(std::sync::Arc::new(super::network_guard::GuardedResolver))
                     .build()
                     .map_err(|e| e.to_string())
             })
@@ -167,6 +181,19 @@ impl HttpClient {
                 "outbound HTTP to {origin} is not allowed: the extension's manifest does not declare it in capabilities.outbound"
             )));
         }
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal
+            && !super::network_guard::is_global(ip)
+            && !grant.allow_local
+        {
+            return Err(denied(format!(
+                "{ip} is a loopback, private or link-local address; the operator may allow the ones manifests name literally with `tether config set extensions.outbound.allowlocal true`"
+            )));
+        }
         let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .ok()
             .filter(|m| ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&m.as_str()))
@@ -201,10 +228,22 @@ impl HttpClient {
             builder = builder.body(body);
         }
         let response = builder.send().map_err(|e| {
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                why.push_str(": ");
+                why.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            let code = if why.contains("never reached through a name") {
+                "denied"
+            } else {
+                "unreachable"
+            };
             failed(
-                "unreachable",
+                code,
                 format!(
-                    "request to {} failed: {e}",
+                    "request to {} failed: {why}",
                     url.origin().ascii_serialization()
                 ),
             )

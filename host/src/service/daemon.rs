@@ -367,6 +367,8 @@ impl Service {
             lock(&self.live).settings_reloaded = Some(now);
             return;
         }
+        // Loaded extensions carry grants made from the settings.
+        self.loaded.clear();
         if before.proxy != settings.proxy {
             // Tokens were fetched through the old route; the next request
             // builds its client from the new policy.
