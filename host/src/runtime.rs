@@ -15,6 +15,7 @@
 mod activation;
 mod cache;
 mod cpu;
+mod deadline_clock;
 mod engine;
 mod error;
 mod host_api;

@@ -643,3 +643,92 @@ fn a_declared_name_that_resolves_to_loopback_never_reaches_it() -> TestResult {
     assert_eq!(server.seen(), 1);
     Ok(())
 }
+
+#[test]
+fn a_sleeping_guest_neither_outlives_its_deadline_nor_stalls_the_service() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin = cloud.cloud.admin()?;
+    let home = connected(&cloud, "atk-sleeper")?;
+    let h = home.path();
+    let contoso = Publisher::new("Contoso", 37);
+    trust(h, &contoso)?;
+    let machine_id = serde_json::from_slice::<Value>(&std::fs::read(h.join("registration.json"))?)?
+        ["resourceId"]
+        .clone();
+    let sleeper = package(
+        &contoso,
+        "Contoso",
+        "Sleeper",
+        "1.0.0",
+        "other",
+        tether_test_artifacts::FIXTURE_SLEEPER,
+        "[limits]\ncall_timeout_ms = 3000",
+    )?;
+    admin.upload_package("Contoso", "Sleeper", "1.0.0", sleeper.clone())?;
+    let service = Service::start(h, "1s")?;
+    service.wait_until("a heartbeat", |l| l["lastHeartbeat"].is_number())?;
+
+    // The cloud assigns it with an `enable` that sleeps 8 s: the reconcile
+    // pass runs its 3 s deadline out while heartbeats keep their cadence.
+    admin.post(
+        "/extensions",
+        json!({"machineId": machine_id, "name": "sleeper", "publisher": "Contoso", "type": "Sleeper",
+               "version": "1.0.0", "settings": {"enableSleepSeconds": 8}}),
+    )?;
+    let started = std::time::Instant::now();
+    let mut beats = std::collections::BTreeSet::new();
+    let outcome = loop {
+        let status = service.status()?;
+        let live = &status["live"];
+        if let Some(beat) = live["lastHeartbeat"].as_u64() {
+            beats.insert(beat);
+        }
+        let done = live["reconcileOutcomes"]
+            .as_array()
+            .and_then(|o| o.iter().find(|x| x["name"] == "sleeper").cloned());
+        if let Some(done) = done {
+            break done;
+        }
+        anyhow::ensure!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the reconcile never finished: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let took = started.elapsed();
+    assert_eq!(outcome["action"], "failed", "{outcome}");
+    assert!(
+        outcome["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("time limit")
+            || outcome["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("3000 ms"),
+        "{outcome}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(8),
+        "enable ran past its deadline: {took:?}"
+    );
+    assert!(
+        beats.len() >= 3,
+        "heartbeats stopped while the guest slept: {beats:?} in {took:?}"
+    );
+
+    // Installed by hand without the sleep, an invoke that sleeps 30 s ends
+    // at the deadline, reported as the host stopping it.
+    let file = write(h, "sleeper.tpkg", &sleeper)?;
+    let out = ext(h, &["install", &file])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let started = std::time::Instant::now();
+    let out = ext(h, &["invoke", "Contoso/Sleeper", "sleep", "30"])?;
+    assert_eq!(out.status.code(), Some(21), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The status answers at once meanwhile and afterwards.
+    let asked = std::time::Instant::now();
+    service.status()?;
+    assert!(asked.elapsed() < std::time::Duration::from_secs(2));
+    Ok(())
+}

@@ -296,3 +296,40 @@ fn the_cpu_limit_throttles_a_busy_guest() -> TestResult {
     );
     assert_hello_still_works(&runtime)
 }
+
+#[test]
+fn a_guest_blocked_in_wasi_ends_at_its_deadline() -> TestResult {
+    let runtime = runtime();
+    let data = tempfile::tempdir()?;
+    let ext = load(
+        runtime,
+        artifacts::FIXTURE_SLEEPER,
+        limits(64, 1_000),
+        data.path(),
+    )?;
+    // A sleep (one blocking WASI wait) and a poll loop (many short ones).
+    for command in ["sleep", "poll"] {
+        let started = Instant::now();
+        let err = ext
+            .call(invoke(command, &["8"]))
+            .expect_err("it sleeps past its deadline");
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(err.kind, GuestErrorKind::Timeout { .. }),
+            "{command}: {err}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(1_000),
+            "{command}: early, {elapsed:?}"
+        );
+        // The deadline plus a tick, and slack for a busy two-core machine.
+        assert!(
+            elapsed < Duration::from_millis(1_500),
+            "{command}: late, {elapsed:?}"
+        );
+    }
+    // A short sleep within the deadline is only a sleep.
+    let out = ext.call(invoke("sleep", &["0"]))?;
+    assert_eq!(out.output.as_deref(), Some("slept 0 s"));
+    assert_hello_still_works(runtime)
+}

@@ -50,6 +50,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostSta
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
         .map_err(|e| anyhow::anyhow!("could not link WASI: {e}"))?;
+    super::deadline_clock::link(&mut linker)?;
     Extension::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
         .map_err(|e| anyhow::anyhow!("could not link the tether:extension imports: {e}"))?;
     Ok(linker)

@@ -36,6 +36,8 @@ enum Wake {
     Reload,
     Heartbeat,
     Reconcile,
+    /// The reconcile worker finished a pass: when to retry, if it failed.
+    Reconciled(Result<(), Option<Duration>>),
 }
 
 struct Service {
@@ -155,7 +157,7 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
 
     notify::ready();
     notify::status("running");
-    service.schedule(wake_rx);
+    service.schedule(wake_rx)?;
 
     tracing::info!("stopping: extensions stop with the service and stay installed");
     notify::stopping();
@@ -239,8 +241,32 @@ impl Service {
         }
     }
 
+    /// Runs reconcile passes on a thread of their own, one at a time, so
+    /// that extensions' calls (however long they take within their
+    /// deadlines) never hold up heartbeats or the watchdog.
+    fn reconcile_worker(self: &Arc<Self>) -> Result<Sender<()>> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let service = self.clone();
+        std::thread::Builder::new()
+            .name("tether-reconcile".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    let result = service.reconcile().map_err(|e| {
+                        let after = retry_after(&e);
+                        tracing::warn!("reconcile failed: {e:#}");
+                        after
+                    });
+                    service.wake(Wake::Reconciled(result));
+                }
+            })
+            .context("could not start the reconcile thread")?;
+        Ok(tx)
+    }
+
     /// The scheduler loop; returns when told to stop.
-    fn schedule(&self, wake: Receiver<Wake>) {
+    fn schedule(self: &Arc<Self>, wake: Receiver<Wake>) -> Result<()> {
+        let reconciler = self.reconcile_worker()?;
+        let mut reconciling = false;
         let heartbeat_every = self.options.heartbeat_interval;
         let reconcile_every = self.options.reconcile_interval;
         let mut beat_at = Instant::now();
@@ -260,7 +286,7 @@ impl Service {
                 crate::util::now() + beat_at.saturating_duration_since(Instant::now()).as_secs(),
             );
             match wake.recv_timeout(next.saturating_duration_since(Instant::now())) {
-                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
                 #[cfg(unix)]
                 Ok(Wake::Reload) => {
                     if let Err(e) = self.reload() {
@@ -269,6 +295,20 @@ impl Service {
                 }
                 Ok(Wake::Heartbeat) => beat_at = Instant::now(),
                 Ok(Wake::Reconcile) => reconcile_at = Instant::now(),
+                Ok(Wake::Reconciled(result)) => {
+                    reconciling = false;
+                    reconcile_at = match result {
+                        Ok(()) => {
+                            reconcile_backoff.succeeded();
+                            Instant::now() + reconcile_every
+                        }
+                        Err(after) => {
+                            let delay = reconcile_backoff.failed(after, jitter());
+                            tracing::info!("next reconcile in {:.1}s", delay.as_secs_f64());
+                            Instant::now() + delay
+                        }
+                    };
+                }
                 Err(RecvTimeoutError::Timeout) => {}
             }
             let now = Instant::now();
@@ -309,21 +349,10 @@ impl Service {
                     }
                 };
             }
-            if Instant::now() >= reconcile_at {
-                reconcile_at = match self.reconcile() {
-                    Ok(_) => {
-                        reconcile_backoff.succeeded();
-                        Instant::now() + reconcile_every
-                    }
-                    Err(e) => {
-                        let delay = reconcile_backoff.failed(retry_after(&e), jitter());
-                        tracing::warn!(
-                            "reconcile failed, next try in {:.1}s: {e:#}",
-                            delay.as_secs_f64()
-                        );
-                        Instant::now() + delay
-                    }
-                };
+            if !reconciling && Instant::now() >= reconcile_at {
+                reconciling = reconciler.send(()).is_ok();
+                // Until the worker answers, the next pass is not due.
+                reconcile_at = Instant::now() + reconcile_every;
             }
         }
     }

@@ -25,7 +25,7 @@ pub use id::{ExtensionId, IdError};
 pub use keys::{
     PublicKey, key_id, parse_public_key, public_key_line, read_private_key, write_private_key,
 };
-pub use manifest::{Capabilities, ComponentRef, Limits, Manifest};
+pub use manifest::{Capabilities, ComponentRef, Limits, MAX_CALL_TIMEOUT_MS, Manifest};
 pub use signature::{DOMAIN, Signature, sign, signed_message};
 
 /// The manifest's file name in a package.

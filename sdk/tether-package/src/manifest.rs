@@ -53,6 +53,11 @@ pub struct Limits {
     pub call_timeout_ms: u64,
 }
 
+/// The longest call a manifest may ask for: half of the host service's
+/// systemd `WatchdogSec` (120 s), so that nothing an extension does can
+/// come near it.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 60_000;
+
 fn default_memory() -> u64 {
     64
 }
@@ -109,8 +114,10 @@ impl Manifest {
         if !(1..=1024).contains(&self.limits.memory_mib) {
             return bad("limits.memory_mib is 1 to 1024".into());
         }
-        if !(1..=3_600_000).contains(&self.limits.call_timeout_ms) {
-            return bad("limits.call_timeout_ms is 1 to 3600000".into());
+        if !(1..=MAX_CALL_TIMEOUT_MS).contains(&self.limits.call_timeout_ms) {
+            return bad(format!(
+                "limits.call_timeout_ms is 1 to {MAX_CALL_TIMEOUT_MS} (a minute); do longer work in several calls"
+            ));
         }
         Ok(())
     }
