@@ -732,3 +732,119 @@ fn a_sleeping_guest_neither_outlives_its_deadline_nor_stalls_the_service() -> Te
     assert!(asked.elapsed() < std::time::Duration::from_secs(2));
     Ok(())
 }
+
+#[test]
+fn secrets_and_private_data_stay_out_of_bundles_listings_and_errors() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let contoso = Publisher::new("Contoso", 38);
+    trust(h, &contoso)?;
+    let pkg = package(
+        &contoso,
+        "Contoso",
+        "Inventory",
+        "1.0.0",
+        "monitoring",
+        tether_test_artifacts::INVENTORY,
+        "",
+    )?;
+    let file = write(h, "inv.tpkg", &pkg)?;
+    assert!(ext(h, &["install", &file])?.status.success());
+    assert!(
+        ext(h, &["invoke", "Contoso/Inventory", "collect"])?
+            .status
+            .success()
+    );
+    let data = h.join("extensions/contoso/inventory/data");
+    assert!(
+        std::fs::read_dir(&data)?.count() > 0,
+        "the extension keeps private data"
+    );
+
+    // The bundle: created new, owner-only, without extensions' data.
+    let work = tempfile::tempdir()?;
+    let zip_path = work.path().join("bundle.zip");
+    let out = tether(h)
+        .arg("logs")
+        .arg("--output")
+        .arg(&zip_path)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&zip_path)?.permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path)?)?;
+    let names: Vec<String> = (0..zip.len())
+        .filter_map(|i| {
+            zip.by_index(i)
+                .ok()
+                .and_then(|f| f.name().ok().map(|n| n.to_string()))
+        })
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.ends_with("extensions/contoso/inventory/state.json")),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("/data/")), "{names:?}");
+    // An existing file is never replaced (it could be a planted link).
+    let planted = work.path().join("planted.zip");
+    std::fs::write(&planted, b"keep me")?;
+    let out = tether(h)
+        .arg("logs")
+        .arg("--output")
+        .arg(&planted)
+        .output()?;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&planted)?, b"keep me");
+
+    // Proxy credentials from the environment are masked wherever shown.
+    let secret = "pr0xy-pa55word";
+    let proxy = format!("http://operator:{secret}@127.0.0.1:3128");
+    for args in [
+        vec!["config", "list"],
+        vec!["--json", "config", "list"],
+        vec!["show"],
+        vec!["--json", "show"],
+    ] {
+        let out = tether(h).args(&args).env("HTTPS_PROXY", &proxy).output()?;
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!text.contains(secret), "{args:?}: {text}");
+        if args.contains(&"config") {
+            assert!(text.contains("REDACTED@127.0.0.1:3128"), "{args:?}: {text}");
+        }
+    }
+
+    // A file that is not a package is refused without quoting it.
+    let fake = work.path().join("passwd");
+    std::fs::write(
+        &fake,
+        "root:x:0:0:the-root-line:/root:/bin/bash\n".repeat(30),
+    )?;
+    let out = ext(h, &["install", &fake.display().to_string()])?;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("the-root-line"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a Tether package"),
+        "{}",
+        stderr(&out)
+    );
+    // A package with bytes after its end is refused too.
+    let mut smuggled = pkg.clone();
+    smuggled.extend_from_slice(b"#!/bin/sh\necho extra\n");
+    let file = write(h, "smuggled.tpkg", &smuggled)?;
+    let out = ext(h, &["install", &file])?;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bytes follow the end"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}

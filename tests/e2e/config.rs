@@ -307,7 +307,7 @@ fn info_explains_every_property() -> TestResult {
         .args(["--json", "config", "info"])
         .output()?;
     let items: Vec<Value> = serde_json::from_slice(&out.stdout)?;
-    assert_eq!(items.len(), 10);
+    assert_eq!(items.len(), 11);
     for item in &items {
         for field in ["meaning", "format", "default", "example"] {
             assert!(

@@ -122,11 +122,12 @@ impl Unverified {
             .get("exp")
             .and_then(Value::as_u64)
             .ok_or(JwtError::Claim("exp"))?;
-        if now > exp + 60 {
+        // Claims are the sender's: saturate, never overflow.
+        if now > exp.saturating_add(60) {
             return Err(JwtError::Expired);
         }
         if let Some(nbf) = self.claims.get("nbf").and_then(Value::as_u64)
-            && nbf > now + 60
+            && nbf > now.saturating_add(60)
         {
             return Err(JwtError::NotYetValid);
         }
@@ -177,6 +178,36 @@ pub fn parse_public_key(text: &str) -> Option<VerifyingKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_at_the_end_of_time_do_not_overflow() -> Result<(), JwtError> {
+        let key = SigningKey::from_bytes(&[9u8; 32]);
+        let token = sign(
+            &Header::eddsa(),
+            &serde_json::json!({"iss": "c", "exp": u64::MAX}),
+            &key,
+        );
+        let claims = Unverified::parse(&token)?.verify(&key.verifying_key(), u64::MAX)?;
+        assert_eq!(claims["exp"], u64::MAX);
+        let early = sign(
+            &Header::eddsa(),
+            &serde_json::json!({"iss": "c", "exp": u64::MAX, "nbf": u64::MAX}),
+            &key,
+        );
+        assert_eq!(
+            Unverified::parse(&early)?
+                .verify(&key.verifying_key(), u64::MAX - 1)
+                .err(),
+            None
+        );
+        assert_eq!(
+            Unverified::parse(&early)?
+                .verify(&key.verifying_key(), 0)
+                .err(),
+            Some(JwtError::NotYetValid)
+        );
+        Ok(())
+    }
 
     #[test]
     fn sign_and_verify_round_trip_and_tampering_fails() -> Result<(), JwtError> {

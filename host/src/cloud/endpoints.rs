@@ -31,6 +31,7 @@ impl CloudSpec {
                 if !matches!(url.scheme(), "http" | "https") {
                     bail!("a cloud metadata URL is http(s)://…, not `{text}`");
                 }
+                require_tls("the cloud metadata document", &url)?;
                 Ok(CloudSpec::Custom(url))
             }
         }
@@ -107,6 +108,22 @@ impl Endpoints {
     }
 }
 
+/// Secrets travel to sign-in and ARM: plain HTTP only to this machine.
+fn require_tls(what: &str, url: &Url) -> Result<()> {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() != "https" && !loopback {
+        bail!(
+            "{what} is {url}: plain HTTP would carry secrets in clear; a cloud uses https:// (http:// only on loopback, for a local tether-cloud)"
+        );
+    }
+    Ok(())
+}
+
 fn url(text: &str) -> Url {
     // Only called on the literals below.
     Url::parse(text).unwrap_or_else(|_| unreachable!("built-in endpoint {text} is a URL"))
@@ -161,9 +178,11 @@ impl Endpoints {
                     .json()
                     .with_context(|| format!("{metadata} is not a cloud metadata document"))?;
                 let parse = |what: &str, text: &str| {
-                    Url::parse(text).with_context(|| {
+                    let url = Url::parse(text).with_context(|| {
                         format!("the metadata document's {what} `{text}` is not a URL")
-                    })
+                    })?;
+                    require_tls(&format!("the metadata document's {what}"), &url)?;
+                    Ok::<Url, anyhow::Error>(url)
                 };
                 Endpoints {
                     name: doc.name,
@@ -176,5 +195,63 @@ impl Endpoints {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_clouds_are_refused_unless_on_loopback() {
+        for refused in [
+            "http://cloud.example/metadata/endpoints",
+            "http://10.0.0.5:8080/metadata/endpoints",
+            "http://[fd00::1]/metadata/endpoints",
+        ] {
+            let err = CloudSpec::parse(refused).expect_err(refused).to_string();
+            assert!(err.contains("plain HTTP"), "{refused}: {err}");
+        }
+        for allowed in [
+            "https://cloud.example/metadata/endpoints",
+            "http://127.0.0.1:8080/metadata/endpoints",
+            "http://localhost:8080/metadata/endpoints",
+            "http://[::1]:8080/metadata/endpoints",
+        ] {
+            assert!(CloudSpec::parse(allowed).is_ok(), "{allowed}");
+        }
+    }
+
+    fn endpoints() -> Endpoints {
+        let arm = "http://127.0.0.1:9/";
+        Endpoints {
+            name: "t".into(),
+            login: url(arm),
+            resource_manager: url(arm),
+            agent_service: url("http://127.0.0.1:9/agent"),
+            gallery: None,
+            portal: None,
+            audiences: vec![arm.into(), "http://127.0.0.1:9/agent/".into()],
+        }
+    }
+
+    #[test]
+    fn the_agent_audience_is_recognised_however_it_is_spelled() {
+        let e = endpoints();
+        for agent in [
+            "http://127.0.0.1:9/agent/",
+            "http://127.0.0.1:9/agent",
+            "HTTP://127.0.0.1:9/AGENT/.default",
+            "http://127.0.0.1:9/agent/v1/extensions",
+        ] {
+            assert!(e.is_agent_audience(agent), "{agent}");
+        }
+        for workload in [
+            "http://127.0.0.1:9/",
+            "https://vault.azure.net",
+            "http://127.0.0.1:9/agents",
+        ] {
+            assert!(!e.is_agent_audience(workload), "{workload}");
+        }
     }
 }

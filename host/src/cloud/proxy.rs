@@ -145,6 +145,12 @@ pub fn client(route: &Route, ca_pem: Option<&[u8]>) -> Result<reqwest::blocking:
     crate::cloud::proxy::install_crypto();
     let mut builder = reqwest::blocking::Client::builder()
         .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(15))
+        // The blocking client applies this to each phase (the answer's
+        // headers, then every read of its body), not to the whole request:
+        // an idle timeout, so a large package on a slow link still arrives
+        // as long as its bytes keep coming. Read bodies with `Read`, never
+        // `bytes()`, which would bound the whole body.
         .timeout(std::time::Duration::from_secs(30))
         .no_proxy();
     if let Some(proxy) = &route.proxy {

@@ -298,6 +298,26 @@ mod tests {
     }
 
     #[test]
+    fn bytes_after_the_archive_and_files_that_are_no_archive_are_refused_unquoted()
+    -> Result<(), PackageError> {
+        let component = b"\0asm fake component".to_vec();
+        let manifest = manifest_for(&component);
+        let mut bytes = build(&manifest, &component, None)?;
+        // Zero padding after the end is what tar writers add: accepted.
+        bytes.extend_from_slice(&[0; 1024]);
+        read(&bytes, ReadLimits::default())?;
+        bytes.extend_from_slice(b"smuggled");
+        let err = read(&bytes, ReadLimits::default()).expect_err("trailing bytes");
+        assert!(err.to_string().contains("bytes follow the end"), "{err}");
+
+        let passwd = "root:x:0:0:root-secret-line:/root:/bin/bash\n".repeat(40);
+        let err = read(passwd.as_bytes(), ReadLimits::default()).expect_err("not a package");
+        assert!(!err.to_string().contains("root"), "{err}");
+        assert!(err.to_string().contains("not a Tether package"), "{err}");
+        Ok(())
+    }
+
+    #[test]
     fn malformed_packages_are_refused_with_the_reason() {
         let component = b"c".to_vec();
         let manifest = manifest_for(&component);

@@ -266,7 +266,7 @@ fn handle(
                 &format!("/subscriptions/{sub}"),
                 Action::Read,
             )?;
-            operation(cloud, &id, results, api_version)
+            operation(cloud, &sub, &id, results, api_version)
         }
         _ => Err(method_not_allowed()),
     }
@@ -783,12 +783,16 @@ pub(crate) fn delete_extension(
 
 fn operation(
     cloud: &Cloud,
+    sub: &str,
     id: &str,
     results: bool,
     api_version: &str,
 ) -> Result<Response, ArmError> {
+    // An operation is found only under its own subscription: reading
+    // another subscription's needs a role there, not here.
     let op = cloud
         .read(|m| m.operations.get(id).cloned())
+        .filter(|op| op.subscription.eq_ignore_ascii_case(sub))
         .ok_or_else(|| {
             ArmError::not_found(
                 "OperationNotFound",

@@ -304,6 +304,25 @@ fn extension_put_and_delete_are_long_running_until_the_machine_reports() -> Resu
     assert!(async_url.contains("/operationStatus/") && location.contains("/operationResults/"));
     let op: Value = w.http.get(&async_url).bearer_auth(&token).send()?.json()?;
     assert_eq!(op["status"], "InProgress");
+    // The same operation under another subscription (one this caller may
+    // read) is not found: an operation belongs to its own subscription.
+    let other = w.admin.post(
+        "/subscriptions",
+        json!({"tenantId": w.tenant(), "displayName": "other"}),
+    )?;
+    let other = other["id"].as_str().unwrap_or_default().to_string();
+    w.admin.post(
+        "/roleAssignments",
+        json!({"principalId": w.demo["administrator"]["clientId"], "role": "administrator",
+               "scope": format!("/subscriptions/{other}")}),
+    )?;
+    let elsewhere = async_url.replace(&w.sub(), &other);
+    assert_ne!(elsewhere, async_url);
+    assert_arm_error(
+        w.http.get(&elsewhere).bearer_auth(&token).send()?,
+        404,
+        "OperationNotFound",
+    )?;
     assert_eq!(
         w.http.get(&location).bearer_auth(&token).send()?.status(),
         202
