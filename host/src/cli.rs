@@ -104,6 +104,14 @@ pub fn main() -> ExitCode {
         init_logging(cli.global.verbose.max(u8::from(cli.global.log_stderr)));
     }
     let out = Output::new(cli.global.json);
+    if crate::platform::is_admin()
+        && !matches!(cli.command, Command::Version | Command::License)
+        && let Err(error) =
+            crate::platform::secure_state_root(crate::state::StateRoot::from_env().path())
+    {
+        out.error(Exit::Refused, &error);
+        return Exit::Refused.into();
+    }
     let result = match cli.command {
         Command::Version => version::run(&out),
         Command::Connect(args) => lifecycle::run_connect(&out, *args),

@@ -97,23 +97,26 @@ impl Drop for SecurityDescriptor {
 #[cfg(windows)]
 pub fn restrict_to_administrators(dir: &std::path::Path) -> std::io::Result<()> {
     use windows_sys::Win32::Security::{
-        DACL_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION, SetFileSecurityW,
+        DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION,
+        SetFileSecurityW,
     };
-    let descriptor = SecurityDescriptor::from_sddl(ADMINISTRATORS_ONLY)?;
     let path = wide(dir.as_os_str());
-    // SAFETY: a NUL-terminated path and a valid descriptor, both alive
-    // for the call.
-    let set = unsafe {
-        SetFileSecurityW(
-            path.as_ptr(),
-            DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-            descriptor.as_ptr(),
-        )
+    let set = |sddl: &str, what: u32| -> std::io::Result<()> {
+        let descriptor = SecurityDescriptor::from_sddl(sddl)?;
+        // SAFETY: a NUL-terminated path and a valid descriptor, both alive
+        // for the call.
+        if unsafe { SetFileSecurityW(path.as_ptr(), what, descriptor.as_ptr()) } == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
     };
-    if set == 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    let dacl = DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION;
+    // Owner Administrators too where this process may set it (elevated).
+    set(
+        &format!("O:BA{ADMINISTRATORS_ONLY}"),
+        dacl | OWNER_SECURITY_INFORMATION,
+    )
+    .or_else(|_| set(ADMINISTRATORS_ONLY, dacl))
 }
 
 /// Whether the client of a connected named pipe is SYSTEM or a member of
@@ -122,10 +125,7 @@ pub fn restrict_to_administrators(dir: &std::path::Path) -> std::io::Result<()> 
 #[cfg(windows)]
 pub fn pipe_client_is_admin(pipe: std::os::windows::io::RawHandle) -> std::io::Result<bool> {
     use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
-    use windows_sys::Win32::Security::{
-        CheckTokenMembership, CreateWellKnownSid, RevertToSelf, SECURITY_MAX_SID_SIZE, TOKEN_QUERY,
-        WinBuiltinAdministratorsSid, WinLocalSystemSid,
-    };
+    use windows_sys::Win32::Security::{RevertToSelf, TOKEN_QUERY};
     use windows_sys::Win32::System::Pipes::ImpersonateNamedPipeClient;
     use windows_sys::Win32::System::Threading::{GetCurrentThread, OpenThreadToken};
     let mut token: HANDLE = std::ptr::null_mut();
@@ -141,27 +141,7 @@ pub fn pipe_client_is_admin(pipe: std::os::windows::io::RawHandle) -> std::io::R
         if opened == 0 { Err(error) } else { Ok(()) }
     };
     opened?;
-    let mut member = false;
-    for kind in [WinLocalSystemSid, WinBuiltinAdministratorsSid] {
-        let mut sid = [0u8; SECURITY_MAX_SID_SIZE as usize];
-        let mut size = sid.len() as u32;
-        let mut is_member = 0;
-        // SAFETY: `sid` is large enough for any well-known SID; `token` is
-        // the impersonation token opened above.
-        unsafe {
-            if CreateWellKnownSid(
-                kind,
-                std::ptr::null_mut(),
-                sid.as_mut_ptr().cast(),
-                &mut size,
-            ) != 0
-                && CheckTokenMembership(token, sid.as_mut_ptr().cast(), &mut is_member) != 0
-                && is_member != 0
-            {
-                member = true;
-            }
-        }
-    }
+    let member = token_is_admin(token);
     // SAFETY: opened above, closed once.
     unsafe {
         CloseHandle(token);
@@ -169,8 +149,203 @@ pub fn pipe_client_is_admin(pipe: std::os::windows::io::RawHandle) -> std::io::R
     Ok(member)
 }
 
+/// Whether the server of a connected pipe runs as SYSTEM or a member of
+/// Administrators: its process's token, duplicated for identification,
+/// checked for either group.
+#[cfg(windows)]
+pub fn pipe_server_is_admin(pipe: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::Security::{
+        DuplicateToken, SecurityIdentification, TOKEN_DUPLICATE, TOKEN_QUERY,
+    };
+    use windows_sys::Win32::System::Pipes::GetNamedPipeServerProcessId;
+    use windows_sys::Win32::System::Threading::{
+        OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+    let mut pid = 0u32;
+    // SAFETY: a connected pipe handle; `pid` outlives the call.
+    if unsafe { GetNamedPipeServerProcessId(pipe.as_raw_handle() as HANDLE, &mut pid) } == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: each handle opened here is checked and closed once.
+    unsafe {
+        let process = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if process.is_null() {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut token: HANDLE = std::ptr::null_mut();
+        let opened = OpenProcessToken(process, TOKEN_QUERY | TOKEN_DUPLICATE, &mut token);
+        CloseHandle(process);
+        if opened == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut identification: HANDLE = std::ptr::null_mut();
+        let duplicated = DuplicateToken(token, SecurityIdentification, &mut identification);
+        CloseHandle(token);
+        if duplicated == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let admin = token_is_admin(identification);
+        CloseHandle(identification);
+        Ok(admin)
+    }
+}
+
+/// Whether an impersonation or identification token is SYSTEM's or an
+/// administrator's.
+#[cfg(windows)]
+fn token_is_admin(token: windows_sys::Win32::Foundation::HANDLE) -> bool {
+    use windows_sys::Win32::Security::{
+        CheckTokenMembership, CreateWellKnownSid, SECURITY_MAX_SID_SIZE,
+        WinBuiltinAdministratorsSid, WinLocalSystemSid,
+    };
+    [WinLocalSystemSid, WinBuiltinAdministratorsSid]
+        .into_iter()
+        .any(|kind| {
+            let mut sid = [0u8; SECURITY_MAX_SID_SIZE as usize];
+            let mut size = sid.len() as u32;
+            let mut is_member = 0;
+            // SAFETY: `sid` is large enough for any well-known SID; the
+            // token is valid for the caller's call.
+            unsafe {
+                CreateWellKnownSid(
+                    kind,
+                    std::ptr::null_mut(),
+                    sid.as_mut_ptr().cast(),
+                    &mut size,
+                ) != 0
+                    && CheckTokenMembership(token, sid.as_mut_ptr().cast(), &mut is_member) != 0
+                    && is_member != 0
+            }
+        })
+}
+
 #[cfg(unix)]
 pub fn restrict_to_administrators(_dir: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Whether `path` is owned by root (Unix; by this user when not root) or by
+/// Administrators or SYSTEM (Windows): only then may what it holds be
+/// trusted as this host's own (a compiled component is native code).
+#[cfg(unix)]
+pub fn owned_by_admin(path: &std::path::Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::symlink_metadata(path)?.uid();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    Ok(owner == 0 || owner == me)
+}
+
+#[cfg(windows)]
+pub fn owned_by_admin(path: &std::path::Path) -> std::io::Result<bool> {
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::{GetNamedSecurityInfoW, SE_FILE_OBJECT};
+    use windows_sys::Win32::Security::{
+        IsWellKnownSid, OWNER_SECURITY_INFORMATION, WinBuiltinAdministratorsSid, WinLocalSystemSid,
+    };
+    let wide_path = wide(path.as_os_str());
+    let mut owner = std::ptr::null_mut();
+    let mut descriptor = std::ptr::null_mut();
+    // SAFETY: a NUL-terminated path; on success `descriptor` is allocated
+    // by the call (freed below) and `owner` points into it.
+    let status = unsafe {
+        GetNamedSecurityInfoW(
+            wide_path.as_ptr(),
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION,
+            &mut owner,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut descriptor,
+        )
+    };
+    if status != 0 {
+        return Err(std::io::Error::from_raw_os_error(status as i32));
+    }
+    // SAFETY: `owner` is valid while `descriptor` lives.
+    let admin = unsafe {
+        IsWellKnownSid(owner, WinBuiltinAdministratorsSid) != 0
+            || IsWellKnownSid(owner, WinLocalSystemSid) != 0
+            || is_current_user(owner)
+    };
+    // SAFETY: allocated by GetNamedSecurityInfoW, freed once.
+    unsafe {
+        LocalFree(descriptor);
+    }
+    Ok(admin)
+}
+
+/// Whether `sid` is this process's user (an administrator's own files).
+#[cfg(windows)]
+unsafe fn is_current_user(sid: windows_sys::Win32::Security::PSID) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, HANDLE};
+    use windows_sys::Win32::Security::{
+        EqualSid, GetTokenInformation, TOKEN_QUERY, TOKEN_USER, TokenUser,
+    };
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
+    let mut token: HANDLE = std::ptr::null_mut();
+    // SAFETY: the caller's `sid` is valid; every buffer outlives its call,
+    // and the token is closed once.
+    unsafe {
+        if OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) == 0 {
+            return false;
+        }
+        let mut buffer = [0u64; 64];
+        let mut size = 0u32;
+        let read = GetTokenInformation(
+            token,
+            TokenUser,
+            buffer.as_mut_ptr().cast(),
+            std::mem::size_of_val(&buffer) as u32,
+            &mut size,
+        );
+        CloseHandle(token);
+        if read == 0 {
+            return false;
+        }
+        let user = &*(buffer.as_ptr() as *const TOKEN_USER);
+        EqualSid(user.User.Sid, sid) != 0
+    }
+}
+
+/// Prepares the state root for a command run as root/administrator: on
+/// Windows it is created administrators' and SYSTEM's only (a protected
+/// DACL that everything below inherits) before anything is written in it,
+/// so a `machine.key` never inherits `%ProgramData%`'s read access for
+/// Users; on both, a root someone else owns (pre-created to plant files)
+/// is refused.
+pub fn secure_state_root(root: &std::path::Path) -> anyhow::Result<()> {
+    if !root.exists() {
+        if cfg!(unix) {
+            // Unix roots get their modes file by file; nothing to prepare.
+            return Ok(());
+        }
+        std::fs::create_dir_all(root).map_err(|e| {
+            anyhow::anyhow!("could not create the state root {}: {e}", root.display())
+        })?;
+    }
+    match owned_by_admin(root) {
+        Ok(true) => {}
+        Ok(false) => anyhow::bail!(
+            "the state root {} is owned by another user, who could have planted files in it; Tether refuses it. Remove it (or give it to {}) and run the command again",
+            root.display(),
+            if cfg!(windows) {
+                "Administrators"
+            } else {
+                "root"
+            }
+        ),
+        Err(e) => tracing::warn!("could not read the owner of {}: {e}", root.display()),
+    }
+    if let Err(e) = restrict_to_administrators(root) {
+        tracing::warn!(
+            "could not restrict {} to administrators: {e}",
+            root.display()
+        );
+    }
     Ok(())
 }
 

@@ -848,3 +848,34 @@ fn secrets_and_private_data_stay_out_of_bundles_listings_and_errors() -> TestRes
     );
     Ok(())
 }
+
+#[test]
+fn a_state_root_another_user_owns_is_refused() -> TestResult {
+    if !is_root() {
+        eprintln!("skipped: giving a directory to another user needs root");
+        return Ok(());
+    }
+    let home = tempfile::tempdir()?;
+    let h = home.path().join("planted");
+    std::fs::create_dir(&h)?;
+    std::fs::write(h.join("settings.toml"), "[extensions]\nenabled = true\n")?;
+    std::os::unix::fs::chown(&h, Some(65534), Some(65534))?;
+    for args in [
+        vec!["config", "set", "extensions.agent.cpulimit", "10"],
+        vec!["service", "run", "--metadata-port", "0"],
+    ] {
+        let out = tether(&h).args(&args).output()?;
+        assert_eq!(out.status.code(), Some(7), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("owned by another user"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(h.join("settings.toml"))?,
+        "[extensions]\nenabled = true\n",
+        "nothing was written"
+    );
+    Ok(())
+}

@@ -101,3 +101,32 @@ fn corrupt_or_foreign_artifacts_are_recompiled_not_loaded() -> TestResult {
     assert_eq!(load()?, CacheOutcome::Replaced);
     Ok(())
 }
+
+#[test]
+fn artifacts_in_a_cache_another_user_owns_are_never_loaded() -> TestResult {
+    if !is_root() {
+        eprintln!("skipped: giving a directory to another user needs root");
+        return Ok(());
+    }
+    let home = tempfile::tempdir()?;
+    let cache = home.path().join("cache");
+    let options = RuntimeOptions {
+        cache_dir: Some(cache.clone()),
+        ..Default::default()
+    };
+    assert_eq!(
+        load_hello(&Runtime::new(options.clone())?, home.path())?,
+        CacheOutcome::CompiledAndStored
+    );
+    // Someone else owns the directory and the artifact (as if they had
+    // pre-created it and planted a sealed one): it is recompiled, never
+    // deserialized.
+    for path in std::iter::once(cache.clone()).chain(artifacts_in(&cache, "")?) {
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534))?;
+    }
+    assert_eq!(
+        load_hello(&Runtime::new(options)?, home.path())?,
+        CacheOutcome::Replaced
+    );
+    Ok(())
+}

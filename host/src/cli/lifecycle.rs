@@ -213,6 +213,7 @@ fn service_state(state: &StateRoot) -> &'static str {
         Ok(_) => "running",
         Err(Unreachable::NotRunning) => "not running",
         Err(Unreachable::Denied) => "running (its details need root or the tether group)",
+        Err(Unreachable::Impostor) => "not running (its pipe is held by another process)",
     }
 }
 

@@ -173,6 +173,16 @@ fn compile(engine: &Engine, component: &[u8]) -> Result<Component> {
 }
 
 fn load_trusted(engine: &Engine, artifact: &Path, seal: &Path) -> Result<Component> {
+    // A seal proves only that the artifact was not changed after it was
+    // written; who wrote it is the owner's to say. Someone else's files in
+    // the cache (a pre-created directory) are never loaded as native code.
+    for path in [Some(artifact), artifact.parent()].into_iter().flatten() {
+        anyhow::ensure!(
+            crate::platform::owned_by_admin(path).unwrap_or(false),
+            "{} is not owned by this host's administrators",
+            path.display()
+        );
+    }
     let expected = fs::read_to_string(seal)
         .with_context(|| format!("no seal {} recorded when it was written", seal.display()))?;
     let bytes =

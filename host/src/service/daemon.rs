@@ -80,12 +80,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
     std::fs::create_dir_all(state.path())
         .with_context(|| format!("could not create the state root {}", state.path().display()))?;
-    if let Err(e) = crate::platform::restrict_to_administrators(state.path()) {
-        tracing::warn!(
-            "could not restrict {} to administrators: {e}",
-            state.path().display()
-        );
-    }
+    crate::platform::secure_state_root(state.path())?;
     let store = SettingsStore::new(&state);
     let settings = store.load()?;
     let wasm = Arc::new(Manager::runtime_for(&state)?);

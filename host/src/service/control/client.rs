@@ -14,6 +14,9 @@ pub enum Unreachable {
     NotRunning,
     /// One runs, but this user may not talk to it.
     Denied,
+    /// Something answers that is not the service (Windows: a pipe of the
+    /// service's name held by an unprivileged process).
+    Impostor,
 }
 
 /// A connection to the running service.
@@ -73,6 +76,10 @@ pub fn ask(
             Exit::NotAdmin,
             "the running service's control socket is open to root and the `tether` group only; run this as root or as a member of that group",
         )),
+        Err(Unreachable::Impostor) => Err(coded(
+            Exit::Refused,
+            "the service's control pipe is held by a process that is not the Tether service; nothing was sent. Find and stop that process, then start the service",
+        )),
     }
 }
 
@@ -98,17 +105,40 @@ mod imp {
     use super::{ReadWrite, Unreachable};
     use crate::state::StateRoot;
     use std::io::ErrorKind;
+    use std::os::windows::fs::OpenOptionsExt;
+    use windows_sys::Win32::Storage::FileSystem::SECURITY_IDENTIFICATION;
 
+    /// Opens the service's pipe. The server may identify the CLI but never
+    /// act as it (`SECURITY_IDENTIFICATION`), and the CLI sends nothing
+    /// (a token, say) until it knows that the pipe's server runs as SYSTEM
+    /// or an administrator: a pipe of that name created first by someone
+    /// else is not the service.
     pub fn open(state: &StateRoot) -> Result<Box<dyn ReadWrite>, Unreachable> {
         let name = super::super::pipe_name(state);
-        match std::fs::OpenOptions::new()
+        let pipe = match std::fs::OpenOptions::new()
             .read(true)
             .write(true)
+            .security_qos_flags(SECURITY_IDENTIFICATION)
             .open(&name)
         {
-            Ok(pipe) => Ok(Box::new(pipe)),
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(Unreachable::Denied),
-            Err(_) => Err(Unreachable::NotRunning),
+            Ok(pipe) => pipe,
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => return Err(Unreachable::Denied),
+            Err(_) => return Err(Unreachable::NotRunning),
+        };
+        match crate::platform::pipe_server_is_admin(&pipe) {
+            Ok(true) => Ok(Box::new(pipe)),
+            Ok(false) => {
+                tracing::error!(
+                    "the pipe {name} is served by a process that is not the Tether service (not SYSTEM or an administrator); nothing was sent"
+                );
+                Err(Unreachable::Impostor)
+            }
+            Err(e) => {
+                tracing::error!(
+                    "could not tell who serves the pipe {name} ({e}); nothing was sent"
+                );
+                Err(Unreachable::Impostor)
+            }
         }
     }
 }
