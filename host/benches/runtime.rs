@@ -265,7 +265,7 @@ fn main() -> anyhow::Result<()> {
         tether::version::WASMTIME_VERSION
     );
     println!(
-        "{:<30} {:>12} {:>12} {:>9}",
+        "{:<38} {:>12} {:>12} {:>9}",
         "measure", "baseline", "tether", "ratio"
     );
     for (name, base, tether, target) in rows {
@@ -283,7 +283,7 @@ fn main() -> anyhow::Result<()> {
             )
         };
         println!(
-            "{:<30} {:>12} {:>12} {:>9}  {}",
+            "{:<38} {:>12} {:>12} {:>9}  {}",
             name,
             base_text,
             fmt(tether),

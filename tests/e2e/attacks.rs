@@ -879,3 +879,55 @@ fn a_state_root_another_user_owns_is_refused() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn what_an_extension_logs_reaches_the_journal_and_the_log_file_redacted() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let contoso = Publisher::new("Contoso", 39);
+    trust(h, &contoso)?;
+    let pkg = write(h, "hello.tpkg", &hello_package(&contoso, "1.0.0")?)?;
+    assert!(ext(h, &["install", &pkg])?.status.success());
+    // The service's stderr is what systemd's journal keeps.
+    let journal = h.join("journal.txt");
+    let mut child = tether(h)
+        .args(["service", "run", "--metadata-port", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&journal)?)
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !h.join("run/control.sock").exists() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the service did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let secret = "hunter2-journal-secret";
+    let out = ext(
+        h,
+        &[
+            "invoke",
+            "Contoso/Hello",
+            "greet",
+            &format!("password={secret}"),
+        ],
+    )?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill with a pid we spawned and a valid signal number.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    child.wait()?;
+    let journal = std::fs::read_to_string(&journal)?;
+    let file = std::fs::read_to_string(h.join("logs/tether.log"))?;
+    for (what, text) in [("journal", &journal), ("log file", &file)] {
+        assert!(text.contains("hello: greeting password="), "{what}: {text}");
+        assert!(!text.contains(secret), "{what}: {text}");
+        assert!(text.contains("[REDACTED]"), "{what}: {text}");
+    }
+    Ok(())
+}
