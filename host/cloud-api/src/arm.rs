@@ -8,6 +8,13 @@ use std::collections::BTreeMap;
 /// The api-version the agent speaks.
 pub const API_VERSION: &str = "2024-07-10";
 
+/// The `Microsoft.HybridCompute` api-versions tether-cloud serves, oldest
+/// first; any other is answered 400 `InvalidApiVersionParameter`, as ARM
+/// answers. Each behaves as the published specification of that version
+/// says where tether-cloud implements it (for example `Machines_CreateOrUpdate`
+/// answers 200 in all of them).
+pub const SUPPORTED_API_VERSIONS: &[&str] = &["2022-12-27", "2024-07-10", "2025-01-13"];
+
 pub const MACHINE_TYPE: &str = "Microsoft.HybridCompute/machines";
 pub const EXTENSION_TYPE: &str = "Microsoft.HybridCompute/machines/extensions";
 

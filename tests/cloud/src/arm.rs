@@ -128,9 +128,52 @@ pub async fn dispatch(
         url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
-    match handle(&cloud, &method, uri.path(), &query, &headers, &body) {
+    let mut response = match handle(&cloud, &method, uri.path(), &query, &headers, &body) {
         Ok(response) => response,
         Err(e) => e.into_response(),
+    };
+    arm_headers(&cloud, uri.path(), &headers, &mut response);
+    response
+}
+
+/// What ARM adds to every answer: its request id, the caller's correlation
+/// id (or a new one), and on 401 the `WWW-Authenticate` challenge naming
+/// the authority of the subscription's tenant, which clients sign in to.
+fn arm_headers(cloud: &Cloud, path: &str, request: &HeaderMap, response: &mut Response) {
+    let correlation = request
+        .get("x-ms-correlation-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_string)
+        .unwrap_or_else(crate::util::guid);
+    let set = |response: &mut Response, name: &'static str, value: String| {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    };
+    set(response, "x-ms-request-id", crate::util::guid());
+    set(response, "x-ms-correlation-request-id", correlation);
+    if response.status() == StatusCode::UNAUTHORIZED {
+        let tenant = path
+            .trim_matches('/')
+            .split('/')
+            .nth(1)
+            .and_then(|sub| {
+                cloud.read(|m| {
+                    m.subscriptions
+                        .get(&sub.to_ascii_lowercase())
+                        .map(|s| s.tenant_id.clone())
+                })
+            })
+            .unwrap_or_else(|| "common".into());
+        set(
+            response,
+            "www-authenticate",
+            format!(
+                "Bearer authorization_uri=\"{}/{tenant}\", error=\"invalid_token\", error_description=\"The authentication failed because of missing or invalid credentials.\"",
+                cloud.base_url
+            ),
+        );
     }
 }
 
@@ -148,11 +191,12 @@ fn handle(
             "The api-version query parameter (?api-version=) is required for all requests.",
         ));
     };
-    if !valid_api_version(api_version) {
+    if !tether_cloud_api::arm::SUPPORTED_API_VERSIONS.contains(&api_version.as_str()) {
         return Err(ArmError::bad_request(
             "InvalidApiVersionParameter",
             format!(
-                "The api-version '{api_version}' is invalid. The supported versions are '2022-12-27, 2024-07-10, 2025-01-13'."
+                "The api-version '{api_version}' is invalid. The supported versions are '{}'.",
+                tether_cloud_api::arm::SUPPORTED_API_VERSIONS.join(", ")
             ),
         ));
     }
@@ -270,16 +314,6 @@ fn handle(
         }
         _ => Err(method_not_allowed()),
     }
-}
-
-fn valid_api_version(v: &str) -> bool {
-    let date = v.strip_suffix("-preview").unwrap_or(v);
-    let parts: Vec<&str> = date.split('-').collect();
-    parts.len() == 3
-        && parts[0].len() == 4
-        && parts[1].len() == 2
-        && parts[2].len() == 2
-        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn method_not_allowed() -> ArmError {
@@ -484,10 +518,11 @@ fn put_machine(
         m.machines.insert(key.clone(), record);
         Ok(created)
     })
-    .map(|created| {
+    .map(|_created| {
+        // `Machines_CreateOrUpdate` answers 200 whether it created or
+        // replaced (the specification lists no 201; the SDK refuses one).
         let machine = get_machine(cloud, &id).unwrap_or_default();
-        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-        (status, Json(machine)).into_response()
+        (StatusCode::OK, Json(machine)).into_response()
     })
 }
 

@@ -16,7 +16,11 @@ fn machines_crud_and_paging() -> Result<()> {
         &token,
         Some(body.clone()),
     )?;
-    assert_eq!(created.status(), 201);
+    assert_eq!(
+        created.status(),
+        200,
+        "CreateOrUpdate answers 200, as the specification says"
+    );
     let m: Value = created.json()?;
     assert_eq!(m["type"], "Microsoft.HybridCompute/machines");
     assert_eq!(m["properties"]["status"], "Connected");
@@ -115,6 +119,31 @@ fn bad_requests_get_arms_envelope() -> Result<()> {
         .bearer_auth(&token)
         .send()?;
     assert_arm_error(bad_version, 400, "InvalidApiVersionParameter")?;
+    // Date-shaped is not enough: only the versions served, each named.
+    let unserved = w
+        .http
+        .get(format!(
+            "{}{}?api-version=2019-03-18",
+            w.url(),
+            w.machine_path("m1")
+        ))
+        .bearer_auth(&token)
+        .send()?;
+    let e = assert_arm_error(unserved, 400, "InvalidApiVersionParameter")?;
+    let message = e["error"]["message"].as_str().unwrap_or_default();
+    for served in tether_cloud_api::arm::SUPPORTED_API_VERSIONS {
+        assert!(message.contains(served), "{message}");
+        let ok = w
+            .http
+            .get(format!(
+                "{}{}?api-version={served}",
+                w.url(),
+                w.machine_path("absent")
+            ))
+            .bearer_auth(&token)
+            .send()?;
+        assert_eq!(ok.status(), 404, "{served} is served");
+    }
     let body = json!({"location": "local", "properties": {"vmId": "v1"}});
     assert_arm_error(
         w.arm(
@@ -175,7 +204,7 @@ fn bad_requests_get_arms_envelope() -> Result<()> {
     assert_eq!(
         w.arm(Method::PUT, &w.machine_path("m1"), &token, Some(body))?
             .status(),
-        201
+        200
     );
     let conflict = w.arm(
         Method::PUT,
@@ -195,7 +224,39 @@ fn bad_requests_get_arms_envelope() -> Result<()> {
         .http
         .get(format!("{}{}?{API}", w.url(), w.machine_path("m1")))
         .send()?;
+    let challenge = anonymous
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        challenge.starts_with(&format!(
+            "Bearer authorization_uri=\"{}/{}\"",
+            w.url(),
+            w.tenant()
+        )) && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
+    assert!(anonymous.headers().contains_key("x-ms-request-id"));
     assert_arm_error(anonymous, 401, "AuthenticationFailed")?;
+    // The caller's correlation id comes back; ARM adds its request id.
+    let correlated = w
+        .http
+        .get(format!("{}{}?{API}", w.url(), w.machine_path("m1")))
+        .bearer_auth(&token)
+        .header(
+            "x-ms-correlation-request-id",
+            "3b2c0d4e-0000-4000-8000-00000000c0de",
+        )
+        .send()?;
+    assert_eq!(
+        correlated
+            .headers()
+            .get("x-ms-correlation-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("3b2c0d4e-0000-4000-8000-00000000c0de")
+    );
     assert_arm_error(
         w.arm(Method::GET, &w.machine_path("m1"), "garbage", None)?,
         401,
@@ -212,7 +273,7 @@ fn rbac_onboarding_may_create_but_not_delete_nor_manage_extensions() -> Result<(
     assert_eq!(
         w.arm(Method::PUT, &w.machine_path("m1"), &onboarding, Some(body))?
             .status(),
-        201
+        200
     );
     assert_eq!(
         w.arm(Method::GET, &w.machine_path("m1"), &onboarding, None)?
