@@ -6,6 +6,7 @@ mod support;
 
 mod agent;
 mod arm;
+mod azure_sdk;
 mod cli;
 mod faults;
 mod gallery;

@@ -1,0 +1,114 @@
+//! tether-cloud as the unmodified Azure SDK for Python sees it. The SDK is
+//! installed from PyPI into a virtual environment under the target
+//! directory the first time (pinned versions; `python3 -m venv` must work:
+//! `.ci/run` installs Debian's python3-venv where it is missing), then each
+//! test runs a script of its own against a TLS tether-cloud.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use tether_cloud::{BackgroundCloud, CloudConfig};
+
+/// The packages, pinned: what an operator's automation installs.
+const PACKAGES: &[&str] = &[
+    "azure-mgmt-hybridcompute==10.0.0",
+    "azure-core==1.41.0",
+    "azure-mgmt-core==1.6.0",
+];
+
+/// The virtual environment's python, made once per target directory.
+fn python() -> Result<PathBuf> {
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _one = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("azure-sdk-venv");
+    let python = venv.join("bin/python");
+    let marker = venv.join(format!("installed-{}", PACKAGES.join("+")));
+    if marker.exists() {
+        return Ok(python);
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv)
+        .output()
+        .context("python3 is needed for the Azure SDK tests (apt-get install python3 python3-venv; .ci/run does)")?;
+    ensure!(
+        made.status.success(),
+        "python3 -m venv failed (apt-get install python3-venv): {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pip = Command::new(&python)
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+        .args(PACKAGES)
+        .output()?;
+    ensure!(
+        pip.status.success(),
+        "installing {PACKAGES:?} from PyPI failed: {}",
+        String::from_utf8_lossy(&pip.stderr)
+    );
+    std::fs::write(&marker, b"")?;
+    Ok(python)
+}
+
+#[test]
+fn azure_mgmt_hybridcompute_drives_machines_over_tls() -> Result<()> {
+    let python = python()?;
+    let dir = tempfile::tempdir()?;
+    let ca = dir.path().join("ca.pem");
+    let cloud = BackgroundCloud::start(CloudConfig {
+        page_size: 2,
+        tls_ca_file: Some(ca.clone()),
+        ..CloudConfig::default()
+    })?;
+    let demo = cloud.admin()?.bootstrap()?;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/azure_sdk/hybridcompute.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .env("TC_URL", &cloud.url)
+        .env("TC_CA", &ca)
+        .env("TC_TENANT", text(&demo["tenantId"]))
+        .env("TC_SUBSCRIPTION", text(&demo["subscriptionId"]))
+        .env("TC_CLIENT_ID", text(&demo["administrator"]["clientId"]))
+        .env("TC_CLIENT_SECRET", text(&demo["administrator"]["secret"]))
+        .env("TC_API_VERSION", tether_cloud_api::arm::API_VERSION)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "the SDK script failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| String::from_utf8_lossy(&out.stdout).into_owned())?;
+    assert_eq!(seen["created"][0]["name"], "sdk-1", "{seen}");
+    assert_eq!(
+        seen["created"][0]["type"],
+        "Microsoft.HybridCompute/machines"
+    );
+    assert!(
+        text(&seen["got"]["id"])
+            .ends_with("/resourceGroups/demo/providers/Microsoft.HybridCompute/machines/sdk-1"),
+        "{seen}"
+    );
+    assert_eq!(seen["got"]["vmId"], "00000000-0000-4000-8000-000000000000");
+    assert_eq!(seen["updatedTags"]["env"], "sdk");
+    // Three machines at two a page: the SDK followed nextLink.
+    assert_eq!(
+        seen["listedInGroup"],
+        serde_json::json!(["sdk-1", "sdk-2", "sdk-3"]),
+        "{seen}"
+    );
+    assert_eq!(seen["listedInSubscription"], seen["listedInGroup"]);
+    assert_eq!(seen["missing"]["type"], "ResourceNotFoundError", "{seen}");
+    assert_eq!(seen["unservedVersion"]["status"], 400, "{seen}");
+    assert_eq!(
+        seen["unservedVersion"]["code"],
+        "InvalidApiVersionParameter"
+    );
+    Ok(())
+}
