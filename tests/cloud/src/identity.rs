@@ -851,6 +851,44 @@ pub(crate) fn settle_sign_in(cloud: &Cloud, id: &str, object_id: Option<String>)
 }
 
 /// `GET /{tenant}/discovery/v2.0/keys`
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`: what MSAL-based
+/// clients (azure-identity among them) read before any sign-in, to find the
+/// token endpoint. The fields Entra's document has and tether-cloud serves.
+pub async fn openid_configuration(
+    State(cloud): State<Arc<Cloud>>,
+    Path(tenant): Path<String>,
+) -> Response {
+    if let Err(e) = known_tenant(&cloud, &tenant) {
+        return e.into_response();
+    }
+    let base = format!("{}/{tenant}", cloud.base_url);
+    Json(serde_json::json!({
+        "issuer": cloud.issuer(&tenant),
+        "authorization_endpoint": format!("{base}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+        "device_authorization_endpoint": format!("{base}/oauth2/v2.0/devicecode"),
+        "end_session_endpoint": format!("{base}/oauth2/v2.0/logout"),
+        "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+        "tenant_region_scope": null,
+        "cloud_instance_name": "tether-cloud",
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "grant_types_supported": [
+            "client_credentials",
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": [jwt::Header::eddsa().alg],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "name", "preferred_username"],
+    }))
+    .into_response()
+}
+
 pub async fn keys(State(cloud): State<Arc<Cloud>>) -> Json<JwkSet> {
     Json(JwkSet {
         keys: vec![Jwk {

@@ -356,6 +356,10 @@ fn router(cloud: Arc<Cloud>) -> Router {
             get(identity::authorize_continue),
         )
         .route("/{tenant}/discovery/v2.0/keys", get(identity::keys))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(identity::openid_configuration),
+        )
         .route("/subscriptions/{*rest}", axum::routing::any(arm::dispatch))
         .route("/agent/v1/heartbeat", post(agent::heartbeat))
         .route("/agent/v1/extensions", get(agent::desired))

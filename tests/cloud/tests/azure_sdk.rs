@@ -16,6 +16,8 @@ const PACKAGES: &[&str] = &[
     "azure-mgmt-hybridcompute==10.0.0",
     "azure-core==1.41.0",
     "azure-mgmt-core==1.6.0",
+    "azure-identity==1.27.0",
+    "msal==1.39.0",
 ];
 
 /// The virtual environment's python, made once per target directory.
@@ -53,38 +55,76 @@ fn python() -> Result<PathBuf> {
     Ok(python)
 }
 
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// A TLS tether-cloud with its demo tenant, its CA file beside.
+struct TlsCloud {
+    cloud: BackgroundCloud,
+    demo: Value,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsCloud {
+    fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let ca = dir.path().join("ca.pem");
+        let cloud = BackgroundCloud::start(CloudConfig {
+            page_size: 2,
+            tls_ca_file: Some(ca.clone()),
+            ..CloudConfig::default()
+        })?;
+        let demo = cloud.admin()?.bootstrap()?;
+        Ok(Self {
+            cloud,
+            demo,
+            ca,
+            _dir: dir,
+        })
+    }
+
+    /// Runs `tests/azure_sdk/{script}` with the cloud's coordinates and the
+    /// administrator principal in its environment; its JSON output.
+    fn run(&self, script: &str) -> Result<Value> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/azure_sdk")
+            .join(script);
+        let out = Command::new(python()?)
+            .arg(&path)
+            .env("TC_URL", &self.cloud.url)
+            .env("TC_CA", &self.ca)
+            // What requests (under azure-core and MSAL) trusts.
+            .env("REQUESTS_CA_BUNDLE", &self.ca)
+            .env("TC_TENANT", text(&self.demo["tenantId"]))
+            .env("TC_SUBSCRIPTION", text(&self.demo["subscriptionId"]))
+            .env(
+                "TC_CLIENT_ID",
+                text(&self.demo["administrator"]["clientId"]),
+            )
+            .env(
+                "TC_CLIENT_SECRET",
+                text(&self.demo["administrator"]["secret"]),
+            )
+            .env("TC_API_VERSION", tether_cloud_api::arm::API_VERSION)
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "{script} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 #[test]
 fn azure_mgmt_hybridcompute_drives_machines_over_tls() -> Result<()> {
-    let python = python()?;
-    let dir = tempfile::tempdir()?;
-    let ca = dir.path().join("ca.pem");
-    let cloud = BackgroundCloud::start(CloudConfig {
-        page_size: 2,
-        tls_ca_file: Some(ca.clone()),
-        ..CloudConfig::default()
-    })?;
-    let demo = cloud.admin()?.bootstrap()?;
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/azure_sdk/hybridcompute.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .env("TC_URL", &cloud.url)
-        .env("TC_CA", &ca)
-        .env("TC_TENANT", text(&demo["tenantId"]))
-        .env("TC_SUBSCRIPTION", text(&demo["subscriptionId"]))
-        .env("TC_CLIENT_ID", text(&demo["administrator"]["clientId"]))
-        .env("TC_CLIENT_SECRET", text(&demo["administrator"]["secret"]))
-        .env("TC_API_VERSION", tether_cloud_api::arm::API_VERSION)
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "the SDK script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| String::from_utf8_lossy(&out.stdout).into_owned())?;
+    let cloud = TlsCloud::start()?;
+    let seen = cloud.run("hybridcompute.py")?;
     assert_eq!(seen["created"][0]["name"], "sdk-1", "{seen}");
     assert_eq!(
         seen["created"][0]["type"],
@@ -110,5 +150,35 @@ fn azure_mgmt_hybridcompute_drives_machines_over_tls() -> Result<()> {
         seen["unservedVersion"]["code"],
         "InvalidApiVersionParameter"
     );
+    Ok(())
+}
+
+#[test]
+fn azure_identity_signs_in_to_tether_cloud_as_an_authority() -> Result<()> {
+    let cloud = TlsCloud::start()?;
+    let seen = cloud.run("hybridcompute.py")?;
+    assert_eq!(seen["created"].as_array().map(Vec::len), Some(3));
+    let seen = cloud.run("identity.py")?;
+    assert!(seen["tokenLength"].as_u64().unwrap_or(0) > 100, "{seen}");
+    assert!(seen["expiresOn"].as_u64().unwrap_or(0) > 0, "{seen}");
+    assert_eq!(
+        seen["machines"],
+        serde_json::json!(["sdk-1", "sdk-2", "sdk-3"])
+    );
+    // Discovery of a tenant tether-cloud does not hold is Entra's error.
+    let ca = std::fs::read(&cloud.ca)?;
+    let http = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+        .no_proxy()
+        .build()?;
+    let unknown = http
+        .get(format!(
+            "{}/00000000-0000-0000-0000-000000000000/v2.0/.well-known/openid-configuration",
+            cloud.cloud.url
+        ))
+        .send()?;
+    assert_eq!(unknown.status(), 400);
+    let body: Value = unknown.json()?;
+    assert_eq!(body["error"], "invalid_tenant", "{body}");
     Ok(())
 }
