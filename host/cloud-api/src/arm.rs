@@ -34,8 +34,25 @@ pub struct Machine {
     pub tags: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Identity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_data: Option<SystemData>,
     #[serde(default)]
     pub properties: MachineProperties,
+}
+
+/// ARM's `systemData`: when a resource was created and last changed (RFC
+/// 3339), and by what kind of caller.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified_by_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified_at: Option<String>,
 }
 
 /// A resource's managed identity.
@@ -95,6 +112,8 @@ pub struct MachineExtension {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_data: Option<SystemData>,
     #[serde(default)]
     pub properties: ExtensionProperties,
 }

@@ -159,6 +159,7 @@ pub async fn report(
         );
         let remove = report.state == "removed" && record.deleting;
         record.last_report = Some(report.clone());
+        record.reported_at = Some(now);
         if remove {
             m.extensions.remove(&key);
         }

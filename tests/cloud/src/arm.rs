@@ -425,7 +425,21 @@ pub fn view_machine(record: &MachineRecord, now: u64) -> Machine {
     };
     machine.properties.status = Some(status.into());
     machine.properties.last_status_change = Some(util::rfc3339(changed));
+    machine.system_data = Some(system_data(
+        record.created,
+        record.modified.unwrap_or(record.created),
+    ));
     machine
+}
+
+/// `systemData` of a resource created and last changed at these times.
+fn system_data(created: u64, modified: u64) -> tether_cloud_api::arm::SystemData {
+    tether_cloud_api::arm::SystemData {
+        created_by_type: Some("Application".into()),
+        created_at: Some(util::rfc3339(created)),
+        last_modified_by_type: Some("Application".into()),
+        last_modified_at: Some(util::rfc3339(modified)),
+    }
 }
 
 fn get_machine(cloud: &Cloud, id: &str) -> Result<Machine, ArmError> {
@@ -511,6 +525,7 @@ fn put_machine(
             resource: incoming,
             subscription: sub.to_ascii_lowercase(),
             created: existing.as_ref().map(|e| e.created).unwrap_or(now),
+            modified: Some(now),
             // Connecting is a sign of life, and revives an expired machine.
             last_heartbeat: Some(now),
             status_since: now,
@@ -529,11 +544,13 @@ fn put_machine(
 fn patch_machine(cloud: &Cloud, id: &str, body: &[u8]) -> Result<Response, ArmError> {
     let patch: Value = parse_body(body)?;
     let key = id.to_ascii_lowercase();
+    let now = cloud.now();
     cloud.write(|m| {
         let record = m
             .machines
             .get_mut(&key)
             .ok_or_else(|| ArmError::not_found("ResourceNotFound", "The machine was not found."))?;
+        record.modified = Some(now);
         if let Some(tags) = patch.get("tags").and_then(Value::as_object) {
             record.resource.tags = tags
                 .iter()
@@ -587,12 +604,16 @@ pub fn view_extension(record: &ExtensionRecord) -> MachineExtension {
     let mut ext = record.resource.clone();
     ext.properties.protected_settings = None;
     if let Some(report) = &record.last_report {
+        let time = record.reported_at.map(util::rfc3339).unwrap_or_default();
         ext.properties.instance_view = Some(InstanceView {
             name: ext.name.clone(),
             kind: ext.properties.extension_type.clone(),
             type_handler_version: report.version.clone(),
-            status: report.instance_view_status(""),
+            status: report.instance_view_status(&time),
         });
+    }
+    if let Some(created) = record.created {
+        ext.system_data = Some(system_data(created, record.modified.unwrap_or(created)));
     }
     ext
 }
@@ -738,7 +759,10 @@ pub(crate) fn put_extension(
                 protected_settings: protected,
                 sequence,
                 deleting: false,
+                created: existing.as_ref().and_then(|e| e.created).or(Some(now)),
+                reported_at: existing.as_ref().and_then(|e| e.reported_at),
                 last_report: existing.and_then(|e| e.last_report),
+                modified: Some(now),
             },
         );
         let op = Operation {

@@ -138,6 +138,9 @@ pub struct MachineRecord {
     pub resource: Machine,
     pub subscription: String,
     pub created: u64,
+    /// When ARM last changed it (PUT, PATCH), for `systemData`.
+    #[serde(default)]
+    pub modified: Option<u64>,
     pub last_heartbeat: Option<u64>,
     /// When the status last changed (seconds), for `lastStatusChange`.
     pub status_since: u64,
@@ -155,6 +158,15 @@ pub struct ExtensionRecord {
     /// Set by DELETE: the machine is to remove it.
     pub deleting: bool,
     pub last_report: Option<tether_cloud_api::agent::ExtensionStatusReport>,
+    /// When the machine sent `last_report` (seconds), for the instance
+    /// view's `status.time`.
+    #[serde(default)]
+    pub reported_at: Option<u64>,
+    /// When it was first put and last changed (seconds), for `systemData`.
+    #[serde(default)]
+    pub created: Option<u64>,
+    #[serde(default)]
+    pub modified: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -420,6 +420,20 @@ fn extension_put_and_delete_are_long_running_until_the_machine_reports() -> Resu
     );
     let ext: Value = w.arm(Method::GET, &ext_path, &token, None)?.json()?;
     assert_eq!(ext["properties"]["provisioningState"], "Succeeded");
+    // When the machine reported, in RFC 3339 (an empty string breaks SDKs).
+    let time = ext["properties"]["instanceView"]["status"]["time"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        time.len() == 20 && time.ends_with('Z') && time.as_bytes()[10] == b'T',
+        "{time:?}"
+    );
+    assert!(
+        ext["systemData"]["createdAt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{ext}"
+    );
     assert_eq!(
         ext["properties"]["instanceView"]["status"]["code"],
         "ProvisioningState/succeeded"

@@ -136,6 +136,12 @@ fn azure_mgmt_hybridcompute_drives_machines_over_tls() -> Result<()> {
         "{seen}"
     );
     assert_eq!(seen["got"]["vmId"], "00000000-0000-4000-8000-000000000000");
+    // Timestamps the SDK parsed as datetimes.
+    assert!(text(&seen["got"]["createdAt"]).starts_with("20"), "{seen}");
+    assert!(
+        text(&seen["got"]["lastStatusChange"]).starts_with("20"),
+        "{seen}"
+    );
     assert_eq!(seen["updatedTags"]["env"], "sdk");
     // Three machines at two a page: the SDK followed nextLink.
     assert_eq!(

@@ -64,7 +64,16 @@ for i, name in enumerate(["sdk-1", "sdk-2", "sdk-3"]):
     )
     seen.setdefault("created", []).append({"name": created.name, "type": created.type})
 got = arm.machines.get(RG, "sdk-1")
-seen["got"] = {"id": got.id, "location": got.location, "vmId": got.properties.vm_id}
+seen["got"] = {
+    "id": got.id,
+    "location": got.location,
+    "vmId": got.properties.vm_id,
+    # The SDK parses these into datetimes; an empty or malformed one fails here.
+    "createdAt": got.system_data.created_at.isoformat() if got.system_data else None,
+    "lastStatusChange": got.properties.last_status_change.isoformat()
+    if got.properties.last_status_change
+    else None,
+}
 updated = arm.machines.update(RG, "sdk-1", MachineUpdate(tags={"env": "sdk"}))
 seen["updatedTags"] = updated.tags
 seen["listedInGroup"] = sorted(m.name for m in arm.machines.list_by_resource_group(RG))
