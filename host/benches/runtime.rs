@@ -35,6 +35,33 @@ fn installed_hello(
     Ok(manager)
 }
 
+/// Bare wasmtime's view of `component`: compiled on `engine`, every
+/// import a trap but, with `log`, the one `invoke ping` calls as a no-op.
+fn bare_pre(
+    engine: &wasmtime::Engine,
+    component: &[u8],
+    log: bool,
+) -> anyhow::Result<(Component, wasmtime::component::InstancePre<()>)> {
+    let compiled = Component::new(engine, component).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut linker: Linker<()> = Linker::new(engine);
+    if log {
+        linker
+            .instance(&format!(
+                "tether:extension/host@{}",
+                tether::version::CONTRACT_VERSION
+            ))
+            .and_then(|mut host| host.func_new("log", |_, _, _, _| Ok(())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    linker
+        .define_unknown_imports_as_traps(&compiled)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pre = linker
+        .instantiate_pre(&compiled)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((compiled, pre))
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -110,14 +137,7 @@ fn main() -> anyhow::Result<()> {
 
         // Bare wasmtime: same engine, same compiled component, a store with
         // no data, imports stubbed; instantiate from an InstancePre, drop.
-        let compiled = Component::new(&engine, &component).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut linker: Linker<()> = Linker::new(&engine);
-        linker
-            .define_unknown_imports_as_traps(&compiled)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let pre = linker
-            .instantiate_pre(&compiled)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (_, pre) = bare_pre(&engine, &component, false)?;
         let bare = measure_batched(200 / scale, 50, || {
             let mut store = Store::new(&engine, ());
             store.set_epoch_deadline(1_000_000);
@@ -209,21 +229,7 @@ fn main() -> anyhow::Result<()> {
         let manager = installed_hello(&home.path().join("service"), &component)?;
         let runtime = Runtime::new(RuntimeOptions::default())?;
         let engine = runtime.engine().clone();
-        let compiled = Component::new(&engine, &component).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut linker: Linker<()> = Linker::new(&engine);
-        linker
-            .instance(&format!(
-                "tether:extension/host@{}",
-                tether::version::CONTRACT_VERSION
-            ))
-            .and_then(|mut host| host.func_new("log", |_, _, _, _| Ok(())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        linker
-            .define_unknown_imports_as_traps(&compiled)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let pre = linker
-            .instantiate_pre(&compiled)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (compiled, pre) = bare_pre(&engine, &component, true)?;
         let interface = format!(
             "tether:extension/lifecycle@{}",
             tether::version::CONTRACT_VERSION
