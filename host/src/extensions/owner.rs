@@ -109,7 +109,7 @@ pub fn apply(manager: &mut Manager, settings: &Settings, op: ExtensionOp) -> Res
 }
 
 /// Runs `op` with the extensions' owner: through the running service, or
-/// here under the lock when none runs. `progress` sees the service's steps.
+/// here under the lock when none runs.
 pub fn run(state: &StateRoot, op: ExtensionOp) -> Result<Value> {
     let request = Request::Extension(op);
     if let Some(answer) = client::ask(state, &request, &mut |_| {})? {

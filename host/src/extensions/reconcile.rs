@@ -134,22 +134,12 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
         .json()?;
     let installed = manager.list()?;
     let mut outcomes = Vec::new();
-    let send = |name: &str, report: &ExtensionStatusReport| agent.report(name, report);
-    // What earlier passes could not report goes first.
-    for (name, e) in outbox::flush(&state, &send)? {
-        tracing::warn!("the status of {name} is still not reported: {e:#}");
-    }
+    // Every report goes to the outbox first; one flush at the end of the
+    // pass sends them, with whatever earlier passes could not.
     let report = |name: &str, report: ExtensionStatusReport| -> Option<String> {
-        if let Err(e) = outbox::put(&state, name, report) {
-            return Some(format!("could not keep the report: {e:#}"));
-        }
-        match outbox::flush(&state, &send) {
-            Ok(failures) => failures
-                .into_iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, e)| format!("not reported yet, will retry: {e:#}")),
-            Err(e) => Some(format!("not reported yet, will retry: {e:#}")),
-        }
+        outbox::put(&state, name, report)
+            .err()
+            .map(|e| format!("could not keep the report: {e:#}"))
     };
 
     manager.set_protected_settings(
@@ -299,6 +289,19 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
             action: action.into(),
             message: join_note(message, note),
         });
+    }
+    let send = |name: &str, report: &ExtensionStatusReport| agent.report(name, report);
+    for (name, e) in outbox::flush(&state, &send)? {
+        let note = format!("not reported yet, will retry: {e:#}");
+        match outcomes
+            .iter_mut()
+            .find(|o| o.name.eq_ignore_ascii_case(&name))
+        {
+            Some(outcome) => {
+                outcome.message = join_note(std::mem::take(&mut outcome.message), Some(note))
+            }
+            None => tracing::warn!("the status of {name} is still not reported: {e:#}"),
+        }
     }
     Ok(outcomes)
 }
