@@ -7,6 +7,7 @@ mod backoff;
 mod challenge;
 pub mod control;
 mod daemon;
+mod interfaces;
 pub mod logfile;
 pub mod metadata;
 pub mod notify;
@@ -35,6 +36,9 @@ pub struct ServiceOptions {
     pub reconcile_interval: Duration,
     /// 0: any free port (tests); the bound addresses are in the status.
     pub metadata_port: u16,
+    /// Where the identity endpoint's key files go; `None`: the state
+    /// root's choice ([`StateRoot::identity_tokens_dir`]).
+    pub identity_tokens_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServiceOptions {
@@ -43,6 +47,7 @@ impl Default for ServiceOptions {
             heartbeat_interval: Duration::from_secs(300),
             reconcile_interval: Duration::from_secs(900),
             metadata_port: metadata::DEFAULT_PORT,
+            identity_tokens_dir: None,
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct LiveStatus {
     /// Set while the settings file is broken (the previous settings stay).
     pub settings_error: Option<String>,
     pub metadata_endpoints: Vec<String>,
+    /// Where the identity endpoint writes its key files.
+    pub identity_tokens_dir: String,
     pub control: String,
     pub log_file: String,
     /// Read when status is asked for.
@@ -125,6 +132,7 @@ impl LiveStatus {
             settings_reloaded: None,
             settings_error: None,
             metadata_endpoints: Vec::new(),
+            identity_tokens_dir: String::new(),
             control: if cfg!(windows) {
                 control::pipe_name(state)
             } else {

@@ -70,6 +70,18 @@ impl StateRoot {
         self.root.join(".extensions.lock")
     }
 
+    /// Where the identity endpoint writes its one-time key files. Under the
+    /// default root, the directory Azure Arc's HIMDS uses, the only one the
+    /// Azure SDKs' Arc credential reads a key from (MSAL and azure-identity
+    /// check the path); under any other root, `tokens/` inside it.
+    pub fn identity_tokens_dir(&self) -> PathBuf {
+        if self.root == default_root() {
+            arc_tokens_dir()
+        } else {
+            self.root.join("tokens")
+        }
+    }
+
     /// Private data of components run with `tether extension run-local`.
     pub fn dev_data(&self, name: &str) -> PathBuf {
         self.root.join("dev").join(name)
@@ -86,6 +98,21 @@ fn default_root() -> PathBuf {
 #[cfg(not(windows))]
 fn default_root() -> PathBuf {
     PathBuf::from("/var/opt/tether")
+}
+
+/// Azure Arc's key-file directory, where the SDKs look for it.
+#[cfg(windows)]
+pub fn arc_tokens_dir() -> PathBuf {
+    crate::platform::program_data()
+        .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
+        .join("AzureConnectedMachineAgent")
+        .join("Tokens")
+}
+
+/// Azure Arc's key-file directory, where the SDKs look for it.
+#[cfg(not(windows))]
+pub fn arc_tokens_dir() -> PathBuf {
+    PathBuf::from("/var/opt/azcmagent/tokens")
 }
 
 /// Who may read a file written by [`write_atomic`].

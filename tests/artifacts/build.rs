@@ -93,6 +93,15 @@ fn main() {
         root.join("sdk/tether-sdk").display()
     );
     println!("cargo:rerun-if-env-changed=TETHER_GUEST_TARGET_DIR");
+    // Where azure_sdk::python makes its virtual environment: the target
+    // directory's tmp/, as cargo's CARGO_TARGET_TMPDIR.
+    println!(
+        "cargo:rustc-env=TETHER_AZURE_SDK_VENV={}",
+        root.join("target")
+            .join("tmp")
+            .join("azure-sdk-venv")
+            .display()
+    );
     for (_, dir) in &guests {
         println!("cargo:rerun-if-changed={}", dir.display());
     }

@@ -325,6 +325,10 @@ fn the_metadata_endpoint_protects_itself_and_serves_the_machine_identity() -> Te
     assert_eq!(doc["compute"]["resourceId"], registration["resourceId"]);
     assert_eq!(doc["compute"]["vmId"], registration["vmId"]);
     assert_eq!(doc["compute"]["name"], "svc-meta");
+    assert_eq!(
+        doc["compute"]["azEnvironment"], registration["endpoints"]["name"],
+        "a custom cloud's own name"
+    );
 
     let refused = |url: &str, headers: &[(&str, &str)], status: u16, says: &str| -> TestResult {
         let response = get(url, headers)?;
@@ -333,6 +337,59 @@ fn the_metadata_endpoint_protects_itself_and_serves_the_machine_identity() -> Te
         assert!(body.contains(says), "{body}");
         Ok(())
     };
+    // Paths below the document, as IMDS serves them; leaves as text.
+    let compute: Value = get(
+        &format!("{base}/metadata/instance/compute?api-version=2021-02-01"),
+        &md,
+    )?
+    .json()?;
+    assert_eq!(compute, doc["compute"]);
+    let vm_id = get(
+        &format!("{base}/metadata/instance/compute/vmId?api-version=2021-02-01&format=text"),
+        &md,
+    )?;
+    assert_eq!(vm_id.status(), 200);
+    assert_eq!(vm_id.text()?, registration["vmId"].as_str().unwrap_or("?"));
+    refused(
+        &format!("{base}/metadata/instance/compute?api-version=2021-02-01&format=text"),
+        &md,
+        400,
+        "single value",
+    )?;
+    refused(
+        &format!("{base}/metadata/instance/compute/nothing?api-version=2021-02-01"),
+        &md,
+        404,
+        "No such metadata path",
+    )?;
+    // The machine's interfaces, loopback left out, with their MACs.
+    let network: Value = get(
+        &format!("{base}/metadata/instance/network?api-version=2021-02-01"),
+        &md,
+    )?
+    .json()?;
+    assert_eq!(network, doc["network"]);
+    let macs: Vec<String> = network["interface"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| i["macAddress"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for entry in std::fs::read_dir("/sys/class/net")? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let flags = std::fs::read_to_string(entry.path().join("flags")).unwrap_or_default();
+        let address = std::fs::read_to_string(entry.path().join("address")).unwrap_or_default();
+        let is_loopback = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16)
+            .is_ok_and(|f| f & 0x8 != 0);
+        if is_loopback || address.trim().is_empty() || !address.contains(':') {
+            continue;
+        }
+        let mac = address.trim().replace(':', "").to_ascii_uppercase();
+        assert!(macs.contains(&mac), "{name} ({mac}) missing from {network}");
+    }
+
     refused(&instance, &[], 400, "Metadata: true")?;
     refused(&instance, &[("Metadata", "false")], 400, "Metadata: true")?;
     for header in ["X-Forwarded-For", "Forwarded", "Via"] {
@@ -377,10 +434,7 @@ fn the_metadata_endpoint_protects_itself_and_serves_the_machine_identity() -> Te
         .ok_or_else(|| anyhow::anyhow!("no challenge"))?
         .to_string();
     let key_file = PathBuf::from(&realm);
-    assert!(
-        key_file.starts_with(home.path().join("challenges")),
-        "{realm}"
-    );
+    assert!(key_file.starts_with(home.path().join("tokens")), "{realm}");
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
@@ -660,7 +714,27 @@ fn sd_notify_ready_and_a_unit_systemd_accepts() -> TestResult {
     ] {
         assert!(unit.contains(line), "{line} missing:\n{unit}");
     }
-    assert!(unit.contains(&format!("ReadWritePaths={}", h.display())));
+    // The state root and the identity key files' directory, which may not
+    // exist yet (the leading `-`), are the only writable places.
+    assert!(
+        unit.contains(&format!(
+            "ReadWritePaths={} -{}",
+            h.display(),
+            h.join("tokens").display()
+        )),
+        "{unit}"
+    );
+    // Every service on the machine is told where the identity endpoint is,
+    // the way the Azure SDKs' Arc credential finds it.
+    let environment = h.join("system.conf.d/tether-identity.conf");
+    let manager = std::fs::read_to_string(&environment)?;
+    assert!(manager.contains("[Manager]"), "{manager}");
+    assert!(
+        manager.contains(
+            "\"IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/oauth2/token\" \"IMDS_ENDPOINT=http://localhost:40342\""
+        ),
+        "{manager}"
+    );
     if Path::new("/usr/bin/systemd-analyze").exists() {
         let verify = std::process::Command::new("systemd-analyze")
             .args(["verify", "--man=no"])
@@ -689,6 +763,7 @@ fn sd_notify_ready_and_a_unit_systemd_accepts() -> TestResult {
             .success()
     );
     assert!(!units.join("tether.service").exists());
+    assert!(!environment.exists(), "the manager drop-in is removed too");
     Ok(())
 }
 
@@ -793,5 +868,86 @@ fn reset_runs_inside_the_running_service_and_a_second_service_is_refused() -> Te
     let log = std::fs::read_to_string(h.join("logs/tether.log"))?;
     assert!(log.contains("started in the service"), "{log}");
     service.wait_until("disconnected", |l| l["connected"] == false)?;
+    Ok(())
+}
+
+/// Azure Arc's key-file directory: the Azure SDKs read a key from there
+/// only, so this test has the service write there.
+const ARC_TOKENS: &str = "/var/opt/azcmagent/tokens";
+
+#[test]
+fn the_azure_sdks_managed_identity_credential_gets_the_machine_token_from_the_service() -> TestResult
+{
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "svc-arc-mi")?;
+    let service = Service::start_with(
+        home.path(),
+        "5m",
+        &[("TETHER_IDENTITY_TOKENS_DIR", ARC_TOKENS)],
+    )?;
+    assert_eq!(service.status()?["live"]["identityTokensDir"], ARC_TOKENS);
+    let base = service.metadata()?;
+    let registration: Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("registration.json"))?)?;
+    let resource_id = registration["resourceId"].as_str().unwrap_or_default();
+
+    // Azure gives a machine's identity no roles; a reader role on its
+    // group lets the workload read the machine with the token.
+    let machine = cloud
+        .machines()?
+        .into_iter()
+        .find(|m| m["machine"]["name"] == "svc-arc-mi")
+        .ok_or_else(|| anyhow::anyhow!("the machine is not in the cloud"))?;
+    let principal = machine["machine"]["identity"]["principalId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    cloud.cloud.admin()?.post(
+        "/roleAssignments",
+        serde_json::json!({
+            "principalId": principal,
+            "role": "reader",
+            "scope": format!("/subscriptions/{}/resourceGroups/demo", cloud.sub()),
+        }),
+    )?;
+
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/azure_sdk/arc_identity.py");
+    let python = tether_test_artifacts::azure_sdk::python().map_err(anyhow::Error::msg)?;
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .env(
+            "IDENTITY_ENDPOINT",
+            format!("{base}/metadata/identity/oauth2/token"),
+        )
+        .env("IMDS_ENDPOINT", &base)
+        .env("TC_RESOURCE", &cloud.cloud.url)
+        .env(
+            "TC_MACHINE_URL",
+            format!(
+                "{}{resource_id}?api-version={}",
+                cloud.cloud.url,
+                tether_cloud_api::arm::API_VERSION
+            ),
+        )
+        .env("NO_PROXY", "127.0.0.1,localhost,[::1]")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("AZURE_CLIENT_ID")
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let seen: Value = serde_json::from_slice(&out.stdout)?;
+    let claims = jwt_claims(seen["token"].as_str().unwrap_or_default())?;
+    assert_eq!(claims["xms_mirid"], resource_id, "{claims}");
+    assert_eq!(claims["oid"], principal.as_str());
+    assert!(seen["expiresOn"].as_u64().unwrap_or(0) > 0, "{seen}");
+    assert_eq!(seen["cached"], true, "the credential caches the token");
+    let direct = jwt_claims(seen["msal"]["token"].as_str().unwrap_or_default())?;
+    assert_eq!(direct["xms_mirid"], resource_id, "{seen}");
+    assert_eq!(seen["machine"]["id"], resource_id);
+    assert_eq!(seen["machine"]["name"], "svc-arc-mi");
+    assert!(service.stop()?.success());
     Ok(())
 }

@@ -39,6 +39,13 @@ pub struct RunArgs {
     /// The metadata service's port on 127.0.0.1 and ::1 (0: any free port).
     #[arg(long, default_value_t = metadata::DEFAULT_PORT)]
     pub metadata_port: u16,
+    /// Where the identity endpoint writes its one-time key files. Default:
+    /// Azure Arc's directory (/var/opt/azcmagent/tokens,
+    /// %ProgramData%\AzureConnectedMachineAgent\Tokens), where the Azure
+    /// SDKs' Arc credential looks, when the state root is the default one;
+    /// `tokens/` in the state root otherwise.
+    #[arg(long, env = "TETHER_IDENTITY_TOKENS_DIR")]
+    pub identity_tokens_dir: Option<PathBuf>,
     /// Run under the Windows Service Control Manager.
     #[arg(long, hide = true)]
     pub windows_service: bool,
@@ -75,6 +82,7 @@ pub fn run(out: &Output, command: ServiceCommand, verbose: u8) -> anyhow::Result
                 heartbeat_interval: args.heartbeat_interval,
                 reconcile_interval: args.reconcile_interval,
                 metadata_port: args.metadata_port,
+                identity_tokens_dir: args.identity_tokens_dir,
             };
             crate::service::logfile::init(state.path(), verbose)?;
             if args.windows_service {

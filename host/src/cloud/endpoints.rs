@@ -55,6 +55,16 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// The cloud's name as IMDS gives it (`compute.azEnvironment`): Azure's
+    /// own names for the built-in clouds, a custom cloud's own name.
+    pub fn az_environment(&self) -> &str {
+        match self.name.as_str() {
+            "AzureCloud" => "AzurePublicCloud",
+            "AzureUSGovernment" => "AzureUSGovernmentCloud",
+            other => other,
+        }
+    }
+
     /// The audience of ARM tokens.
     pub fn arm_audience(&self) -> String {
         self.audiences

@@ -30,6 +30,10 @@ pub enum Answer {
 }
 
 impl Challenges {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn new(dir: &Path, lifetime: Duration) -> Self {
         Self {
             dir: dir.to_path_buf(),
@@ -126,11 +130,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)
 }
 
-// On Windows the directory inherits %ProgramData%\Tether's
-// administrators-only ACL.
+// On Windows the directory may be outside the state root (Azure Arc's,
+// under %ProgramData%, which users may read), so it gets the state root's
+// administrators-only ACL of its own.
 #[cfg(windows)]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)
+    std::fs::create_dir_all(dir)?;
+    crate::platform::restrict_to_administrators(dir)
 }
 
 #[cfg(windows)]

@@ -124,7 +124,13 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
         state: state.clone(),
         settings: service.settings.clone(),
         tokens: service.tokens.clone(),
-        challenges: Challenges::new(&state.path().join("challenges"), challenge::LIFETIME),
+        challenges: Challenges::new(
+            &options
+                .identity_tokens_dir
+                .clone()
+                .unwrap_or_else(|| state.identity_tokens_dir()),
+            challenge::LIFETIME,
+        ),
         limit: RateLimit::new(20, 40),
     });
     {
@@ -134,9 +140,11 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
             .filter_map(|l| l.local_addr().ok())
             .map(|a| format!("http://{a}"))
             .collect();
+        live.identity_tokens_dir = metadata.challenges.dir().display().to_string();
         tracing::info!(
-            "metadata service on {}; control socket {}",
+            "metadata service on {} (identity key files in {}); control socket {}",
             live.metadata_endpoints.join(" and "),
+            live.identity_tokens_dir,
             live.control
         );
     }

@@ -11,6 +11,7 @@
 //! Responses carry no CORS headers, so a web page cannot read them.
 
 use super::challenge::{Answer, Challenges};
+use super::interfaces;
 use super::rate_limit::RateLimit;
 use super::tokens::TokenCache;
 use crate::config::Settings;
@@ -40,6 +41,7 @@ pub struct Metadata {
 pub fn router(metadata: Arc<Metadata>) -> Router {
     Router::new()
         .route("/metadata/instance", any(instance))
+        .route("/metadata/instance/{*path}", any(instance))
         .route("/metadata/identity/oauth2/token", any(token))
         .fallback(not_found)
         .with_state(metadata)
@@ -91,7 +93,7 @@ async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "not_found",
-        "No such metadata path; Tether serves /metadata/instance and /metadata/identity/oauth2/token",
+        "No such metadata path; Tether serves /metadata/instance (and paths below it, such as /metadata/instance/compute/vmId) and /metadata/identity/oauth2/token",
     )
 }
 
@@ -200,26 +202,73 @@ async fn instance(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = guard(&metadata, &method, &uri, &headers) {
-        return response;
-    }
-    match Registration::load(&metadata.state) {
-        Ok(Some(registration)) => axum::Json(instance_document(&registration)).into_response(),
-        Ok(None) => error(
+    let query = match guard(&metadata, &method, &uri, &headers) {
+        Ok(query) => query,
+        Err(response) => return response,
+    };
+    let document = match Registration::load(&metadata.state) {
+        Ok(Some(registration)) => instance_document(&registration, &interfaces::list()),
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_connected",
+                "This machine is not connected; run `tether connect` first",
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                &format!("The registration could not be read: {e:#}"),
+            );
+        }
+    };
+    let below = uri
+        .path()
+        .strip_prefix("/metadata/instance")
+        .unwrap_or_default();
+    let Some(found) = select(&document, below) else {
+        return error(
             StatusCode::NOT_FOUND,
-            "not_connected",
-            "This machine is not connected; run `tether connect` first",
-        ),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            &format!("The registration could not be read: {e:#}"),
+            "not_found",
+            &format!(
+                "No such metadata path: /metadata/instance{below} (paths name the document's keys and list indexes, as /metadata/instance/network/interface/0/macAddress)"
+            ),
+        );
+    };
+    match query.get("format").map(String::as_str) {
+        None | Some("json") => axum::Json(found.clone()).into_response(),
+        Some("text") => match found {
+            Value::String(text) => text.clone().into_response(),
+            Value::Number(_) | Value::Bool(_) => found.to_string().into_response(),
+            _ => error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "format=text is for a single value (a leaf such as compute/vmId); ask for this path with format=json",
+            ),
+        },
+        Some(other) => error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            &format!("Unknown format `{other}`: use json or text"),
         ),
     }
 }
 
-/// The compute document, in IMDS's shape.
-pub fn instance_document(r: &Registration) -> Value {
+/// The part of `document` a path below `/metadata/instance` names: keys of
+/// objects and indexes of lists, as IMDS resolves them.
+fn select<'a>(document: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('/')
+        .filter(|part| !part.is_empty())
+        .try_fold(document, |node, part| match node {
+            Value::Object(map) => map.get(part),
+            Value::Array(list) => list.get(part.parse::<usize>().ok()?),
+            _ => None,
+        })
+}
+
+/// The instance document, in IMDS's shape.
+pub fn instance_document(r: &Registration, nics: &[interfaces::Interface]) -> Value {
     let tags_list: Vec<Value> = r
         .tags
         .iter()
@@ -233,7 +282,7 @@ pub fn instance_document(r: &Registration) -> Value {
         .join(";");
     json!({
         "compute": {
-            "azEnvironment": r.cloud,
+            "azEnvironment": r.endpoints.az_environment(),
             "location": r.location,
             "name": r.resource_name,
             "osType": if cfg!(windows) { "Windows" } else { "Linux" },
@@ -246,7 +295,7 @@ pub fn instance_document(r: &Registration) -> Value {
             "tagsList": tags_list,
             "agentVersion": r.agent_version,
         },
-        "network": {"interface": []},
+        "network": interfaces::document(nics),
     })
 }
 
@@ -341,11 +390,14 @@ async fn token(
     };
     match fetch.await {
         Ok(Ok((token, resource))) => {
+            // Azure's managed-identity endpoints give every number as a
+            // string; MSAL and azure-identity parse them so.
             let now = crate::util::now();
             axum::Json(json!({
                 "access_token": token.access_token,
                 "expires_in": token.expires_in.to_string(),
                 "expires_on": (now + token.expires_in).to_string(),
+                "ext_expires_in": token.ext_expires_in.unwrap_or(token.expires_in).to_string(),
                 "not_before": now.to_string(),
                 "resource": resource,
                 "token_type": "Bearer",

@@ -20,6 +20,8 @@ pub const UNIT_DIR: &str = "/etc/systemd/system";
 /// them. `ProtectSystem=strict` makes the whole file system read-only but
 /// the state root.
 pub fn systemd_unit(exe: &Path, state: &StateRoot) -> String {
+    let tokens = state.identity_tokens_dir();
+    let tokens = tokens.display();
     let state = state.path().display();
     let exe = exe.display();
     format!(
@@ -44,7 +46,7 @@ KillMode=mixed
 UMask=0027
 NoNewPrivileges=yes
 ProtectSystem=strict
-ReadWritePaths={state}
+ReadWritePaths={state} -{tokens}
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
@@ -66,6 +68,29 @@ CapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE
 WantedBy=multi-user.target
 "
     )
+}
+
+/// The service manager's drop-in that gives every service on the machine
+/// the identity endpoint's address, as azcmagent's does: the Azure SDKs'
+/// managed-identity credentials find Azure Arc by `IDENTITY_ENDPOINT` and
+/// `IMDS_ENDPOINT`.
+pub fn manager_environment() -> String {
+    let base = format!("http://localhost:{}", super::metadata::DEFAULT_PORT);
+    format!(
+        "# Written by `tether service install`; `tether service uninstall` removes it.
+[Manager]
+DefaultEnvironment=\"IDENTITY_ENDPOINT={base}/metadata/identity/oauth2/token\" \"IMDS_ENDPOINT={base}\"
+"
+    )
+}
+
+/// Where the drop-in goes: `system.conf.d` beside the unit directory
+/// (`/etc/systemd/system.conf.d` for the default one).
+pub fn manager_environment_path(dir: &Path) -> PathBuf {
+    dir.parent()
+        .unwrap_or(dir)
+        .join("system.conf.d")
+        .join(format!("{SERVICE_NAME}-identity.conf"))
 }
 
 /// What `service install`, `uninstall` and `status` report.
@@ -122,6 +147,15 @@ pub fn install(dir: &Path, exe: &Path, state: &StateRoot, start: bool) -> Result
         systemd_unit(exe, state).as_bytes(),
         crate::state::Access::Public,
     )?;
+    crate::state::write_atomic(
+        &manager_environment_path(dir),
+        manager_environment().as_bytes(),
+        crate::state::Access::Public,
+    )?;
+    // ProtectSystem=strict keeps the service from creating it later.
+    let tokens = state.identity_tokens_dir();
+    std::fs::create_dir_all(&tokens)
+        .with_context(|| format!("could not create {}", tokens.display()))?;
     let mut notes = Vec::new();
     let mut service_state = None;
     if managed(dir) {
@@ -160,6 +194,14 @@ pub fn uninstall(dir: &Path) -> Result<Registration> {
             notes.push(format!("{} was not installed", path.display()));
         }
         Err(e) => return Err(e).with_context(|| format!("could not remove {}", path.display())),
+    }
+    let environment = manager_environment_path(dir);
+    match std::fs::remove_file(&environment) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("could not remove {}", environment.display()));
+        }
     }
     if managed(dir) {
         systemctl(&["daemon-reload"])?;

@@ -342,10 +342,17 @@ fn new_assignment(cloud: &Cloud, body: RoleBody) -> Result<RoleAssignment> {
                     .find(|u| u.username.eq_ignore_ascii_case(&body.principal_id))
                     .map(|u| u.object_id.clone())
             })
+            // A connected machine's managed identity, by its principal id.
+            .or_else(|| {
+                m.machines
+                    .values()
+                    .filter_map(|rec| rec.resource.identity.as_ref()?.principal_id.clone())
+                    .find(|id| *id == body.principal_id)
+            })
     });
     let object_id = object_id.ok_or_else(|| {
         bad(format!(
-            "no user or service principal {}",
+            "no user, service principal or machine identity {}",
             body.principal_id
         ))
     })?;

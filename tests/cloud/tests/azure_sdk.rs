@@ -1,58 +1,15 @@
-//! tether-cloud as the unmodified Azure SDK for Python sees it. The SDK is
-//! installed from PyPI into a virtual environment under the target
-//! directory the first time (pinned versions; `python3 -m venv` must work:
-//! `.ci/run` installs Debian's python3-venv where it is missing), then each
-//! test runs a script of its own against a TLS tether-cloud.
+//! tether-cloud as the unmodified Azure SDK for Python sees it
+//! ([`tether_test_artifacts::azure_sdk`] installs it): each test runs a
+//! script of its own against a TLS tether-cloud.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use tether_cloud::{BackgroundCloud, CloudConfig};
 
-/// The packages, pinned: what an operator's automation installs.
-const PACKAGES: &[&str] = &[
-    "azure-mgmt-hybridcompute==10.0.0",
-    "azure-core==1.41.0",
-    "azure-mgmt-core==1.6.0",
-    "azure-identity==1.27.0",
-    "msal==1.39.0",
-];
-
-/// The virtual environment's python, made once per target directory.
 fn python() -> Result<PathBuf> {
-    static MAKING: Mutex<()> = Mutex::new(());
-    let _one = MAKING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("azure-sdk-venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join(format!("installed-{}", PACKAGES.join("+")));
-    if marker.exists() {
-        return Ok(python);
-    }
-    let made = Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv)
-        .output()
-        .context("python3 is needed for the Azure SDK tests (apt-get install python3 python3-venv; .ci/run does)")?;
-    ensure!(
-        made.status.success(),
-        "python3 -m venv failed (apt-get install python3-venv): {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let pip = Command::new(&python)
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
-        .args(PACKAGES)
-        .output()?;
-    ensure!(
-        pip.status.success(),
-        "installing {PACKAGES:?} from PyPI failed: {}",
-        String::from_utf8_lossy(&pip.stderr)
-    );
-    std::fs::write(&marker, b"")?;
-    Ok(python)
+    tether_test_artifacts::azure_sdk::python().map_err(anyhow::Error::msg)
 }
 
 fn text(v: &Value) -> String {

@@ -1,0 +1,45 @@
+"""A workload on a connected machine, as the Azure SDK for Python serves it:
+azure-identity's ManagedIdentityCredential and MSAL's ManagedIdentityClient,
+unmodified, find Azure Arc by IDENTITY_ENDPOINT and IMDS_ENDPOINT, answer
+the endpoint's challenge from the key file and get the machine's token;
+the token then reads the machine's own resource from ARM."""
+
+import json
+import os
+import urllib.request
+
+import msal
+import requests
+from azure.identity import ManagedIdentityCredential
+
+resource = os.environ["TC_RESOURCE"]
+credential = ManagedIdentityCredential()
+first = credential.get_token(resource + "/.default")
+again = credential.get_token(resource + "/.default")
+
+client = msal.ManagedIdentityClient(
+    msal.SystemAssignedManagedIdentity(), http_client=requests.Session()
+)
+direct = client.acquire_token_for_client(resource=resource)
+
+request = urllib.request.Request(
+    os.environ["TC_MACHINE_URL"], headers={"Authorization": "Bearer " + first.token}
+)
+with urllib.request.urlopen(request) as answer:
+    machine = json.load(answer)
+
+print(
+    json.dumps(
+        {
+            "token": first.token,
+            "expiresOn": first.expires_on,
+            "cached": again.token == first.token,
+            "msal": {
+                "token": direct.get("access_token"),
+                "type": direct.get("token_type"),
+                "error": direct.get("error_description"),
+            },
+            "machine": {"id": machine["id"], "name": machine["name"]},
+        }
+    )
+)
