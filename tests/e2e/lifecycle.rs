@@ -569,3 +569,98 @@ fn show_reports_the_last_heartbeat_and_the_last_error() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn throttled_arm_calls_are_retried_and_a_long_running_delete_is_followed_to_its_end() -> TestResult
+{
+    let cloud = Cloud::start()?;
+    let admin = cloud.cloud.admin()?;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let config = cloud.config_file("administrator")?;
+    let machines = format!(
+        "/subscriptions/{}/resourceGroups/demo/providers/Microsoft.HybridCompute/machines/",
+        cloud.sub()
+    );
+    // ARM throttles the create once and fails it once more: both retried.
+    admin.add_fault(&tether_cloud::Fault {
+        method: Some("PUT".into()),
+        path: machines.clone(),
+        status: Some(429),
+        retry_after: Some(1),
+        count: Some(1),
+        ..Default::default()
+    })?;
+    admin.add_fault(&tether_cloud::Fault {
+        method: Some("PUT".into()),
+        path: machines.clone(),
+        status: Some(503),
+        count: Some(1),
+        ..Default::default()
+    })?;
+    let since = admin.requests(0)?.last().map_or(0, |r| r.seq);
+    let out = connect(h, &config, &["--resource-name", "throttled"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let puts = admin
+        .requests(since)?
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.starts_with(&machines))
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(puts, [429, 503, 200], "one call, retried twice");
+
+    // Deletion at the agent's api-version is long-running: 202, then the
+    // operation's status until it ends; two 429s on the way are retried.
+    assert!(tether_cloud_api::arm::machine_delete_is_long_running(
+        tether_cloud_api::arm::API_VERSION
+    ));
+    admin.add_fault(&tether_cloud::Fault {
+        method: Some("DELETE".into()),
+        path: machines.clone(),
+        status: Some(429),
+        retry_after: Some(1),
+        count: Some(2),
+        ..Default::default()
+    })?;
+    let since = admin.requests(0)?.last().map_or(0, |r| r.seq);
+    let out = tether(h)
+        .args(["disconnect", "--config"])
+        .arg(&config)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_gone(h, &cloud)?;
+    let seen = admin.requests(since)?;
+    let deletes = seen
+        .iter()
+        .filter(|r| r.method == "DELETE" && r.path.starts_with(&machines))
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(deletes, [429, 429, 202], "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|r| r.method == "GET" && r.path.contains("/operationStatus/") && r.status == 200),
+        "the operation was followed: {seen:?}"
+    );
+
+    // Throttled past the bound: the disconnect stops, nothing local lost.
+    let out = connect(h, &config, &["--resource-name", "throttled"])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    admin.add_fault(&tether_cloud::Fault {
+        method: Some("DELETE".into()),
+        path: machines.clone(),
+        status: Some(429),
+        retry_after: Some(1),
+        ..Default::default()
+    })?;
+    let out = tether(h)
+        .args(["disconnect", "--config"])
+        .arg(&config)
+        .output()?;
+    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    assert!(
+        h.join("registration.json").exists(),
+        "nothing local changed"
+    );
+    admin.clear_faults()?;
+    Ok(())
+}

@@ -5,15 +5,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The api-version the agent speaks.
-pub const API_VERSION: &str = "2024-07-10";
+/// The api-version the agent speaks: one where deleting a machine is a
+/// long-running operation, so the agent's client follows them.
+pub const API_VERSION: &str = "2025-01-13";
 
 /// The `Microsoft.HybridCompute` api-versions tether-cloud serves, oldest
-/// first; any other is answered 400 `InvalidApiVersionParameter`, as ARM
-/// answers. Each behaves as the published specification of that version
-/// says where tether-cloud implements it (for example `Machines_CreateOrUpdate`
-/// answers 200 in all of them).
-pub const SUPPORTED_API_VERSIONS: &[&str] = &["2022-12-27", "2024-07-10", "2025-01-13"];
+/// first, the newest the Azure SDKs default to among them; any other is
+/// answered 400 `InvalidApiVersionParameter`, as ARM answers. Each behaves
+/// as the published specification of that version says where tether-cloud
+/// implements it (for example `Machines_CreateOrUpdate` answers 200 in all
+/// of them; see [`machine_delete_is_long_running`]).
+pub const SUPPORTED_API_VERSIONS: &[&str] =
+    &["2022-12-27", "2024-07-10", "2025-01-13", "2026-07-15"];
+
+/// Whether `Machines_Delete` is long-running in this api-version: 202 with
+/// `Azure-AsyncOperation` and `Location` (or 204), from 2025-01-13 on; 200
+/// or 204 before.
+pub fn machine_delete_is_long_running(api_version: &str) -> bool {
+    api_version >= "2025-01-13"
+}
 
 pub const MACHINE_TYPE: &str = "Microsoft.HybridCompute/machines";
 pub const EXTENSION_TYPE: &str = "Microsoft.HybridCompute/machines/extensions";

@@ -200,6 +200,7 @@ fn handle(
             ),
         ));
     }
+    expire_operations(cloud);
     let route = parse(path).ok_or_else(|| {
         ArmError::not_found(
             "InvalidResourceType",
@@ -250,7 +251,7 @@ fn handle(
                 }
                 Method::DELETE => {
                     auth::arm(cloud, headers, &scope, Action::DeleteMachine)?;
-                    Ok(delete_machine(cloud, &id))
+                    Ok(delete_machine(cloud, &id, api_version))
                 }
                 _ => Err(method_not_allowed()),
             }
@@ -574,20 +575,36 @@ fn patch_machine(cloud: &Cloud, id: &str, body: &[u8]) -> Result<Response, ArmEr
     Ok(Json(get_machine(cloud, id)?).into_response())
 }
 
-fn delete_machine(cloud: &Cloud, id: &str) -> Response {
+fn delete_machine(cloud: &Cloud, id: &str, api_version: &str) -> Response {
     let key = id.to_ascii_lowercase();
-    let existed = cloud.write(|m| {
-        let existed = m.machines.remove(&key).is_some();
+    let now = cloud.now();
+    let op = cloud.write(|m| {
+        let record = m.machines.remove(&key)?;
         let prefix = format!("{key}/extensions/");
         m.extensions.retain(|k, _| !k.starts_with(&prefix));
         m.operations
             .retain(|_, op| !op.extension.starts_with(&prefix));
-        existed
+        let op = Operation {
+            id: util::guid(),
+            extension: key.clone(),
+            kind: OperationKind::DeleteMachine,
+            sequence: 0,
+            status: "Succeeded".into(),
+            start: now,
+            end: Some(now),
+            error: None,
+            location: record.resource.location.clone(),
+            subscription: record.subscription.clone(),
+        };
+        m.operations.insert(op.id.clone(), op.clone());
+        Some(op)
     });
-    if existed {
-        StatusCode::OK.into_response()
-    } else {
-        StatusCode::NO_CONTENT.into_response()
+    match op {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some(op) if tether_cloud_api::arm::machine_delete_is_long_running(api_version) => {
+            accepted(cloud, &op, api_version, None)
+        }
+        Some(_) => StatusCode::OK.into_response(),
     }
 }
 
@@ -805,10 +822,12 @@ pub(crate) fn delete_extension(
         record.resource.properties.provisioning_state = Some("Deleting".into());
         // Nothing to wait for when the machine never installed it, has
         // already reported it removed, or is not there to answer.
+        // An install that failed left nothing behind (its report names no
+        // installed version), so no report of a removal will ever come.
         let installed = record
             .last_report
             .as_ref()
-            .is_some_and(|r| r.state != "removed");
+            .is_some_and(|r| r.state != "removed" && !(r.state == "error" && r.version.is_empty()));
         let immediate = !installed || !machine_connected;
         let location = record.resource.location.clone().unwrap_or_default();
         let sub = m
@@ -887,6 +906,41 @@ fn operation(
             .insert("retry-after", HeaderValue::from_static("1"));
     }
     Ok(response)
+}
+
+/// How long an operation waits for the machine before it fails: every
+/// long-running operation reaches a terminal state, even when the machine
+/// never answers (offline for good, or it never had what was asked).
+pub const OPERATION_TIMEOUT: u64 = 30 * 60;
+
+/// Fails the operations that waited longer than [`OPERATION_TIMEOUT`]
+/// (tether-cloud's clock, which the admin API can move).
+pub(crate) fn expire_operations(cloud: &Cloud) {
+    let now = cloud.now();
+    cloud.write(|m| {
+        let mut failed = Vec::new();
+        for op in m.operations.values_mut() {
+            if op.status == "InProgress" && now.saturating_sub(op.start) > OPERATION_TIMEOUT {
+                op.status = "Failed".into();
+                op.end = Some(now);
+                op.error = Some(ErrorDetail {
+                    code: "OperationTimedOut".into(),
+                    message: format!(
+                        "The machine did not report the outcome within {} minutes; check that it is connected (its status and last heartbeat), then retry the operation.",
+                        OPERATION_TIMEOUT / 60
+                    ),
+                    target: None,
+                    details: Vec::new(),
+                });
+                failed.push(op.extension.clone());
+            }
+        }
+        for key in failed {
+            if let Some(record) = m.extensions.get_mut(&key) {
+                record.resource.properties.provisioning_state = Some("Failed".into());
+            }
+        }
+    });
 }
 
 /// Settles the operations a machine's report answers.

@@ -173,7 +173,8 @@ pub struct ExtensionRecord {
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     pub id: String,
-    /// Lower-cased id of the extension it is about.
+    /// Lower-cased id of the resource it is about: an extension, or the
+    /// machine for [`OperationKind::DeleteMachine`].
     pub extension: String,
     pub kind: OperationKind,
     /// The extension sequence the machine must report to finish it.
@@ -190,6 +191,9 @@ pub struct Operation {
 pub enum OperationKind {
     Put,
     Delete,
+    /// A machine's deletion, done at once; long-running in the
+    /// api-versions whose specification says so.
+    DeleteMachine,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -65,6 +65,12 @@ impl TlsCloud {
                 text(&self.demo["administrator"]["secret"]),
             )
             .env("TC_API_VERSION", tether_cloud_api::arm::API_VERSION)
+            .env("TC_OLDER_API_VERSION", "2024-07-10")
+            .env("TC_ADMIN_KEY", &self.cloud.admin_key)
+            .env(
+                "TC_OPERATION_TIMEOUT",
+                tether_cloud::OPERATION_TIMEOUT.to_string(),
+            )
             .env_remove("HTTPS_PROXY")
             .env_remove("https_proxy")
             .output()?;
@@ -143,5 +149,31 @@ fn azure_identity_signs_in_to_tether_cloud_as_an_authority() -> Result<()> {
     assert_eq!(unknown.status(), 400);
     let body: Value = unknown.json()?;
     assert_eq!(body["error"], "invalid_tenant", "{body}");
+    Ok(())
+}
+
+#[test]
+fn azure_mgmt_hybridcompute_follows_long_running_operations_to_their_end() -> Result<()> {
+    let cloud = TlsCloud::start()?;
+    let seen = cloud.run("lro.py")?;
+    // The SDK's own default, which tether-cloud serves.
+    let newest = tether_cloud_api::arm::SUPPORTED_API_VERSIONS
+        .last()
+        .copied()
+        .unwrap_or_default();
+    assert_eq!(seen["defaultApiVersion"], newest, "{seen}");
+    assert!(tether_cloud_api::arm::machine_delete_is_long_running(
+        newest
+    ));
+    assert_eq!(seen["machineDeletion"], "Succeeded", "{seen}");
+    assert_eq!(seen["afterDeletion"], "ResourceNotFoundError");
+    // At 2024-07-10 an extension's creation waits for its machine, which
+    // never answers here: it fails at tether-cloud's timeout rather than
+    // running forever, and its deletion then ends at once.
+    assert_eq!(seen["creationWhileWaiting"], "InProgress", "{seen}");
+    assert_eq!(seen["creation"]["status"], "Failed", "{seen}");
+    assert_eq!(seen["creation"]["code"], "OperationTimedOut", "{seen}");
+    assert_eq!(seen["extensionDeletion"], "Succeeded", "{seen}");
+    assert_eq!(seen["extensionsLeft"], serde_json::json!([]));
     Ok(())
 }

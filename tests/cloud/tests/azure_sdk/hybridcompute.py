@@ -3,44 +3,22 @@
 Prints one JSON object of what it saw; the Rust test asserts on it.
 
 The token comes from tether-cloud's Entra-shaped token endpoint with the
-client-credentials grant, posted here: azure-identity's credentials need
-OIDC discovery, which tether-cloud does not serve yet (issue 12)."""
+client-credentials grant, posted by hybridcompute_auth (identity.py signs
+in with azure-identity instead)."""
 
 import json
 import os
-import ssl
-import time
-import urllib.parse
-import urllib.request
 
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.hybridcompute import HybridComputeManagementClient
 from azure.mgmt.hybridcompute.models import Machine, MachineProperties, MachineUpdate
+from hybridcompute_auth import ClientSecret
 
 URL = os.environ["TC_URL"]
 CA = os.environ["TC_CA"]
-TENANT = os.environ["TC_TENANT"]
 SUB = os.environ["TC_SUBSCRIPTION"]
 API = os.environ["TC_API_VERSION"]
 RG = "demo"
-
-
-class ClientSecret:
-    def get_token(self, *scopes, **kwargs):
-        form = urllib.parse.urlencode(
-            {
-                "grant_type": "client_credentials",
-                "client_id": os.environ["TC_CLIENT_ID"],
-                "client_secret": os.environ["TC_CLIENT_SECRET"],
-                "scope": " ".join(scopes),
-            }
-        ).encode()
-        request = urllib.request.Request(f"{URL}/{TENANT}/oauth2/v2.0/token", data=form)
-        context = ssl.create_default_context(cafile=CA)
-        with urllib.request.urlopen(request, context=context) as response:
-            body = json.load(response)
-        return AccessToken(body["access_token"], int(time.time()) + int(body["expires_in"]))
 
 
 def client(api_version):
