@@ -87,10 +87,14 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Success
+            let code = match e.kind() {
+                _ if !e.use_stderr() => Exit::Success,
+                clap::error::ErrorKind::MissingRequiredArgument
+                | clap::error::ErrorKind::MissingSubcommand
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    Exit::MissingParameter
+                }
+                _ => Exit::Usage,
             };
             let _ = e.print();
             return code.into();

@@ -1,5 +1,5 @@
 //! Stable exit codes. Scripts depend on these numbers: never renumber one,
-//! only add. The table is in the README.
+//! only add. The table is in host/README.md.
 
 use crate::auth::AuthFailure;
 use crate::config::ConfigError;
@@ -7,45 +7,93 @@ use crate::lifecycle::LifecycleError;
 use crate::runtime::GuestError;
 use std::process::ExitCode;
 
+/// Where azcmagent has a code of the same meaning, the number is its
+/// (process exit N is its AZCM00NN); Tether's own meanings take numbers
+/// azcmagent does not use (2–9, 20–21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Exit {
     Success = 0,
-    /// Anything not covered below.
+    /// Anything not covered below (AZCM0001).
     Failure = 1,
-    /// A flag or argument is missing or wrong.
-    Usage = 2,
-    /// A file given on the command line could not be read or is invalid.
+    /// A flag or argument the command needs is not given (AZCM0016).
+    MissingParameter = 16,
+    /// The command needs root (administrator on Windows) (AZCM0018).
+    NotAdmin = 18,
+    /// The `--config` file could not be read or is invalid (AZCM0019).
+    BadConfigFile = 19,
+    /// A flag or argument is wrong (AZCM0023).
+    Usage = 23,
+    /// A cloud endpoint could not be reached (AZCM0026).
+    Network = 26,
+    /// Sign-in failed: wrong credentials, a declined or expired code (AZCM0041).
+    BadCredentials = 41,
+    /// The machine resource could not be created (AZCM0042).
+    ArmCreateFailed = 42,
+    /// The machine resource could not be deleted (AZCM0043).
+    ArmDeleteFailed = 43,
+    /// The resource name is held by another machine, or invalid (AZCM0044).
+    NameTaken = 44,
+    /// The host service is not running, for commands that need it (AZCM0064).
+    ServiceNotRunning = 64,
+    /// `connect` on a machine that is already connected (AZCM0067).
+    AlreadyConnected = 67,
+    /// Tether: a file given on the command line (other than `--config`)
+    /// could not be read or is invalid.
     BadInput = 3,
-    /// The command needs root (administrator on Windows).
-    NotAdmin = 4,
-    /// The settings file is broken.
+    /// Tether: the settings file is broken.
     BadConfig = 5,
-    /// A cloud endpoint could not be reached.
-    Network = 6,
-    /// The machine's local policy refuses the request.
+    /// Tether: the machine's local policy refuses the request.
     Refused = 7,
-    /// `connect` on a machine that is already connected.
-    AlreadyConnected = 10,
-    /// A command that needs a connected machine, on one that is not.
-    NotConnected = 11,
-    /// Sign-in failed: wrong credentials, a declined or expired code.
-    BadCredentials = 12,
-    /// The machine resource could not be created.
-    ArmCreateFailed = 13,
-    /// The machine resource could not be deleted.
-    ArmDeleteFailed = 14,
-    /// The resource name is held by another machine, or invalid.
-    NameTaken = 15,
-    /// The machine identity could not be confirmed.
-    IdentityFailed = 16,
-    /// The host service is not running (for commands that need it).
-    ServiceNotRunning = 17,
-    /// The extension returned an error of its own.
+    /// Tether: a command that needs a connected machine, on one that is not.
+    NotConnected = 8,
+    /// Tether: the machine identity could not be confirmed.
+    IdentityFailed = 9,
+    /// Tether: the extension returned an error of its own.
     ExtensionError = 20,
-    /// The host stopped the extension: timeout, memory limit, stack
-    /// overflow, panic or another trap.
+    /// Tether: the host stopped the extension: timeout, memory limit,
+    /// stack overflow, panic or another trap.
     ExtensionStopped = 21,
+}
+
+impl Exit {
+    /// Whether azcmagent documents this meaning under the same number.
+    pub fn shared_with_azcmagent(self) -> bool {
+        !matches!(
+            self,
+            Exit::BadInput
+                | Exit::BadConfig
+                | Exit::Refused
+                | Exit::NotConnected
+                | Exit::IdentityFailed
+                | Exit::ExtensionError
+                | Exit::ExtensionStopped
+        )
+    }
+
+    /// Every code, for the table and for reading a number back.
+    pub const ALL: [Exit; 20] = [
+        Exit::Success,
+        Exit::Failure,
+        Exit::MissingParameter,
+        Exit::NotAdmin,
+        Exit::BadConfigFile,
+        Exit::Usage,
+        Exit::Network,
+        Exit::BadCredentials,
+        Exit::ArmCreateFailed,
+        Exit::ArmDeleteFailed,
+        Exit::NameTaken,
+        Exit::ServiceNotRunning,
+        Exit::AlreadyConnected,
+        Exit::BadInput,
+        Exit::BadConfig,
+        Exit::Refused,
+        Exit::NotConnected,
+        Exit::IdentityFailed,
+        Exit::ExtensionError,
+        Exit::ExtensionStopped,
+    ];
 }
 
 /// An error that carries the exit code it should end the process with.
@@ -81,6 +129,9 @@ impl Exit {
                 LifecycleError::Network(_) => Exit::Network,
             };
         }
+        if error.downcast_ref::<crate::cloud::Unreachable>().is_some() {
+            return Exit::Network;
+        }
         if error.downcast_ref::<AuthFailure>().is_some() {
             return Exit::BadCredentials;
         }
@@ -96,26 +147,10 @@ impl Exit {
 
     /// The exit code with this number (an answer from the service).
     pub fn from_code(code: u8) -> Exit {
-        match code {
-            0 => Exit::Success,
-            2 => Exit::Usage,
-            3 => Exit::BadInput,
-            4 => Exit::NotAdmin,
-            5 => Exit::BadConfig,
-            6 => Exit::Network,
-            7 => Exit::Refused,
-            10 => Exit::AlreadyConnected,
-            11 => Exit::NotConnected,
-            12 => Exit::BadCredentials,
-            13 => Exit::ArmCreateFailed,
-            14 => Exit::ArmDeleteFailed,
-            15 => Exit::NameTaken,
-            16 => Exit::IdentityFailed,
-            17 => Exit::ServiceNotRunning,
-            20 => Exit::ExtensionError,
-            21 => Exit::ExtensionStopped,
-            _ => Exit::Failure,
-        }
+        Exit::ALL
+            .into_iter()
+            .find(|exit| *exit as u8 == code)
+            .unwrap_or(Exit::Failure)
     }
 
     /// A short, stable name for `--json` errors.
@@ -123,6 +158,8 @@ impl Exit {
         match self {
             Exit::Success => "success",
             Exit::Failure => "failure",
+            Exit::MissingParameter => "missing-parameter",
+            Exit::BadConfigFile => "bad-config-file",
             Exit::Usage => "usage",
             Exit::BadInput => "bad-input",
             Exit::NotAdmin => "not-admin",
@@ -155,4 +192,42 @@ pub fn coded(exit: Exit, error: impl std::fmt::Display) -> anyhow::Error {
         exit,
         message: error.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// azcmagent's documented numbers, where Tether has the same meaning.
+    #[test]
+    fn shared_meanings_keep_azcmagents_numbers() {
+        for (exit, azcm) in [
+            (Exit::Success, 0),
+            (Exit::Failure, 1),
+            (Exit::MissingParameter, 16),
+            (Exit::NotAdmin, 18),
+            (Exit::BadConfigFile, 19),
+            (Exit::Usage, 23),
+            (Exit::Network, 26),
+            (Exit::BadCredentials, 41),
+            (Exit::ArmCreateFailed, 42),
+            (Exit::ArmDeleteFailed, 43),
+            (Exit::NameTaken, 44),
+            (Exit::ServiceNotRunning, 64),
+            (Exit::AlreadyConnected, 67),
+        ] {
+            assert_eq!(exit as u8, azcm, "{exit:?}");
+        }
+        let mut numbers: Vec<u8> = Exit::ALL.iter().map(|e| *e as u8).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(
+            numbers.len(),
+            Exit::ALL.len(),
+            "two meanings share a number"
+        );
+        for exit in Exit::ALL {
+            assert_eq!(Exit::from_code(exit as u8), exit);
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod journal;
 pub mod machine_key;
 pub mod registration;
 pub mod reset;
+pub mod show;
 pub mod status;
 
 pub use registration::{ConnectedMachine, Registration};

@@ -148,8 +148,8 @@ fn bad_input_gets_a_clear_error_and_a_stable_code() -> TestResult {
     let home = tempfile::tempdir()?;
     let cases: &[(&[&str], i32, &str)] = &[
         (&["/nonexistent/x.wasm", "enable"], 3, "is not a file"),
-        (&[artifacts::HELLO, "start"], 2, "`start` is not a call"),
-        (&[artifacts::HELLO, "update"], 2, "exactly one argument"),
+        (&[artifacts::HELLO, "start"], 23, "`start` is not a call"),
+        (&[artifacts::HELLO, "update"], 23, "exactly one argument"),
         (
             &[artifacts::HELLO, "enable", "--settings", "[1]"],
             3,
@@ -167,12 +167,12 @@ fn bad_input_gets_a_clear_error_and_a_stable_code() -> TestResult {
         ),
         (
             &[artifacts::HELLO, "enable", "--allow-http", "ftp://x"],
-            2,
+            23,
             "http or https",
         ),
         (
             &[artifacts::HELLO, "enable", "--memory-mib", "0"],
-            2,
+            23,
             "memory-mib",
         ),
     ];

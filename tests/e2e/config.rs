@@ -90,7 +90,7 @@ fn every_property_accepts_its_values_and_refuses_others_with_the_reason() -> Tes
     let before = std::fs::read(h.join("settings.toml"))?;
     for (key, value, says) in invalid {
         let out = config(h, &["set", key, value])?;
-        assert_eq!(out.status.code(), Some(2), "{key}={value}");
+        assert_eq!(out.status.code(), Some(23), "{key}={value}");
         let err = stderr(&out);
         assert!(err.contains(says), "{key}={value}: {err}");
         assert!(!err.contains("pw@"), "a credential was echoed: {err}");
@@ -155,7 +155,7 @@ fn lists_are_edited_with_add_and_remove() -> TestResult {
         serde_json::json!([22, 443])
     );
     let out = config(h, &["set", "config.mode", "monitor", "--add"])?;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(23));
     assert!(stderr(&out).contains("not a list"));
     let text = tether(h)
         .args(["config", "get", "extensions.allowlist"])
@@ -285,7 +285,7 @@ fn changing_settings_needs_root_and_reading_does_not() -> TestResult {
         &["config", "clear", "proxy.url"],
     ] {
         let out = tether_unprivileged(h).args(args).output()?;
-        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(18), "{args:?}: {}", stderr(&out));
         assert!(
             stderr(&out).contains("needs root or administrator rights"),
             "{}",

@@ -446,7 +446,7 @@ fn every_refusal_names_its_check_and_writes_nothing() -> TestResult {
             &contoso.line(),
         ],
     )?;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(23));
     assert!(stderr(&out).contains("exactly one publisher"));
     // Removal is always allowed, even once the key is no longer trusted.
     assert!(

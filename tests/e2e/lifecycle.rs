@@ -56,7 +56,7 @@ fn assert_gone(home: &Path, cloud: &Cloud) -> TestResult {
     }
     let show: Value =
         serde_json::from_slice(&tether(home).args(["--json", "show"]).output()?.stdout)?;
-    assert_eq!(show["status"], "Not connected");
+    assert_eq!(show["status"], "Disconnected");
     Ok(())
 }
 
@@ -107,9 +107,45 @@ fn secret_connect_show_disconnect_leaves_nothing_and_keeps_settings() -> TestRes
         .output()?;
     assert!(unprivileged.status.success(), "{}", stderr(&unprivileged));
     assert!(stdout(&unprivileged).contains("web-01"));
+    // The text form is azcmagent's: aligned `Name : value` rows, then the
+    // dependent services; properties by display name or JSON key.
+    let text = stdout(&tether(h).arg("show").output()?);
+    let row = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].trim_start().starts_with(": "))
+            .map(|l| {
+                l.split_once(" : ")
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default()
+            })
+    };
+    assert_eq!(row("Resource Name").as_deref(), Some("web-01"), "{text}");
+    assert_eq!(row("Agent Status").as_deref(), Some("Connected"), "{text}");
+    assert_eq!(
+        row("Resource Group Name").as_deref(),
+        Some("demo"),
+        "{text}"
+    );
+    let colons: std::collections::BTreeSet<usize> = text
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.find(" : "))
+        .collect();
+    assert_eq!(colons.len(), 1, "the rows are aligned:\n{text}");
+    assert!(
+        text.contains("\nDependent Service Status\n  Agent Service (tether) : stopped"),
+        "{text}"
+    );
+    assert!(!text.contains('{'), "no JSON inside the text:\n{text}");
+    let picked = stdout(
+        &tether(h)
+            .args(["show", "Agent Status", "resourceName"])
+            .output()?,
+    );
+    assert_eq!(picked.lines().count(), 2, "{picked}");
 
     let again = connect(h, &admin, &[])?;
-    assert_eq!(again.status.code(), Some(10), "{}", stderr(&again));
+    assert_eq!(again.status.code(), Some(67), "{}", stderr(&again));
 
     let dry = tether(h)
         .args(["--json", "disconnect", "--dry-run"])
@@ -135,7 +171,7 @@ fn secret_connect_show_disconnect_leaves_nothing_and_keeps_settings() -> TestRes
     let not_connected = tether(h)
         .args(["disconnect", "--force-local-only"])
         .output()?;
-    assert_eq!(not_connected.status.code(), Some(11));
+    assert_eq!(not_connected.status.code(), Some(8));
     Ok(())
 }
 
@@ -168,7 +204,7 @@ fn yaml_config_with_the_command_line_winning() -> TestResult {
     )?;
     let other = tempfile::tempdir()?;
     let out = connect(other.path(), &file, &[])?;
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(19));
     assert!(
         stderr(&out).contains("unknown field `locaton`"),
         "{}",
@@ -307,7 +343,7 @@ fn device_code_sign_in_approved_through_the_admin_api() -> TestResult {
         .unwrap_or_default()
         .to_string();
     cloud.cloud.admin()?.deny_device_code(&code)?;
-    assert_eq!(child.wait()?.code(), Some(12));
+    assert_eq!(child.wait()?.code(), Some(41));
     assert!(!other.path().join("registration.json").exists());
     Ok(())
 }
@@ -381,7 +417,7 @@ fn a_403_on_delete_leaves_everything_intact_and_force_local_only_is_the_way_out(
         .args(["disconnect", "--config"])
         .arg(&onboarding)
         .output()?;
-    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(43), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
         err.contains("Microsoft.HybridCompute/machines/delete")
@@ -412,20 +448,20 @@ fn names_credentials_and_conflicts_are_refused_clearly() -> TestResult {
     let admin = cloud.config_file("administrator")?;
     let home = tempfile::tempdir()?;
     let out = connect(home.path(), &admin, &["--resource-name", "bad name!"])?;
-    assert_eq!(out.status.code(), Some(15));
+    assert_eq!(out.status.code(), Some(44));
     assert!(
         stderr(&out).contains("not a valid machine name"),
         "{}",
         stderr(&out)
     );
     let out = connect(home.path(), &admin, &["--tags", "=novalue"])?;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(23));
     let out = connect(
         home.path(),
         &admin,
         &["--service-principal-secret", "wrong-secret"],
     )?;
-    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(41), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("Invalid client secret") && !stderr(&out).contains("wrong-secret"),
         "{}",
@@ -434,7 +470,7 @@ fn names_credentials_and_conflicts_are_refused_clearly() -> TestResult {
     let out = tether(home.path())
         .args(["connect", "--resource-group", "demo"])
         .output()?;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(16));
     assert!(stderr(&out).contains("--subscription-id is required"));
 
     // The name held by another machine.
@@ -445,7 +481,7 @@ fn names_credentials_and_conflicts_are_refused_clearly() -> TestResult {
     );
     let other = tempfile::tempdir()?;
     let out = connect(other.path(), &admin, &["--resource-name", "shared"])?;
-    assert_eq!(out.status.code(), Some(15), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(44), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("held by another machine"),
         "{}",
@@ -540,11 +576,18 @@ fn show_reports_the_last_heartbeat_and_the_last_error() -> TestResult {
     let home = tempfile::tempdir()?;
     let h = home.path();
     let failed = connect(h, &admin, &["--service-principal-secret", "wrong"])?;
-    assert_eq!(failed.status.code(), Some(12));
+    assert_eq!(failed.status.code(), Some(41));
     let show: Value = serde_json::from_slice(&tether(h).args(["--json", "show"]).output()?.stdout)?;
-    assert_eq!(show["lastError"]["code"], "bad-credentials", "{show}");
+    // azcmagent's keys, and its code for the same failure.
+    assert_eq!(show["agentErrorCode"], "AZCM0041", "{show}");
     assert!(
-        show["lastError"]["time"]
+        show["agentErrorDetails"]
+            .as_str()
+            .is_some_and(|d| d.contains("client secret")),
+        "{show}"
+    );
+    assert!(
+        show["agentErrorTimestamp"]
             .as_str()
             .is_some_and(|t| t.ends_with('Z'))
     );
@@ -562,7 +605,7 @@ fn show_reports_the_last_heartbeat_and_the_last_error() -> TestResult {
         "{show}"
     );
     assert_eq!(
-        show["portalLink"]
+        show["portalPage"]
             .as_str()
             .map(|l| l.contains(show["resourceId"].as_str().unwrap_or("?"))),
         Some(true)
@@ -656,11 +699,29 @@ fn throttled_arm_calls_are_retried_and_a_long_running_delete_is_followed_to_its_
         .args(["disconnect", "--config"])
         .arg(&config)
         .output()?;
-    assert_eq!(out.status.code(), Some(14), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(43), "{}", stderr(&out));
     assert!(
         h.join("registration.json").exists(),
         "nothing local changed"
     );
+    admin.clear_faults()?;
+
+    // No answer at all from ARM is the network's exit code (azcmagent's 26).
+    let elsewhere = tempfile::tempdir()?;
+    admin.add_fault(&tether_cloud::Fault {
+        method: Some("PUT".into()),
+        path: machines.clone(),
+        reset: true,
+        ..Default::default()
+    })?;
+    let out = connect(elsewhere.path(), &config, &["--resource-name", "unreached"])?;
+    assert_eq!(out.status.code(), Some(26), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("could not reach Azure Resource Manager"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!elsewhere.path().join("registration.json").exists());
     admin.clear_faults()?;
     Ok(())
 }

@@ -121,7 +121,7 @@ fn the_environment_proxy_applies_only_without_the_setting() -> TestResult {
         .args(["check", "--cloud", &cloud.metadata_url()])
         .env("HTTPS_PROXY", &proxy.url)
         .output()?;
-    assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(26), "{}", stdout(&out));
     assert_eq!(proxy.requests().len(), through);
     Ok(())
 }
@@ -138,7 +138,7 @@ fn check_reports_a_faulted_endpoint_as_unreachable() -> TestResult {
     let out = tether(home.path())
         .args(["--json", "check", "--cloud", &cloud.metadata_url()])
         .output()?;
-    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(out.status.code(), Some(26));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let by_name = |n: &str| {
         report["endpoints"]

@@ -43,6 +43,6 @@ fn help_lists_the_commands() -> TestResult {
         "{text}"
     );
     let out = tether(home.path()).arg("frobnicate").output()?;
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(23));
     Ok(())
 }

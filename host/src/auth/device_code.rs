@@ -22,7 +22,7 @@ pub(super) fn run(
         .post(url.clone())
         .form(&[("client_id", AGENT_CLIENT_ID), ("scope", scope)])
         .send()
-        .context("could not reach the identity endpoint")?;
+        .map_err(crate::cloud::unreachable("the identity endpoint"))?;
     if !response.status().is_success() {
         let text = response.text().unwrap_or_default();
         return Err(AuthFailure {

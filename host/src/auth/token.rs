@@ -59,12 +59,10 @@ impl Identity<'_> {
             .post(url.clone())
             .form(form)
             .send()
-            .with_context(|| {
-                format!(
-                    "could not reach the identity endpoint {}",
-                    url.origin().ascii_serialization()
-                )
-            })?;
+            .map_err(crate::cloud::unreachable(format!(
+                "the identity endpoint {}",
+                url.origin().ascii_serialization()
+            )))?;
         if response.status().is_success() {
             return Ok(Ok(response
                 .json()

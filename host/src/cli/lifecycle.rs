@@ -8,9 +8,10 @@ use crate::config::SettingsStore;
 use crate::extensions::manager::Manager;
 use crate::lifecycle::connect::{ConnectRequest, connect, parse_tags};
 use crate::lifecycle::disconnect::{DisconnectRequest, disconnect, plan};
+use crate::lifecycle::show::ShowView;
 use crate::lifecycle::{LifecycleError, Registration, machine_key};
 use crate::service::control::Request;
-use crate::service::control::client::{Connection, Unreachable, ask};
+use crate::service::control::client::{Connection, ask};
 use crate::state::StateRoot;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -85,7 +86,7 @@ pub struct ShowArgs {
 fn read_config_file(path: &PathBuf) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         coded(
-            Exit::BadInput,
+            Exit::BadConfigFile,
             format!("could not read the config file {}: {e}", path.display()),
         )
     })?;
@@ -109,7 +110,7 @@ fn read_config_file(path: &PathBuf) -> anyhow::Result<Value> {
     // The file may hold secrets: errors name the place, never the content.
     parsed.map_err(|where_| {
         coded(
-            Exit::BadInput,
+            Exit::BadConfigFile,
             format!(
                 "the config file {} is not valid JSON or YAML ({where_})",
                 path.display()
@@ -139,7 +140,7 @@ fn from_config_file<T: for<'de> Deserialize<'de>>(path: &PathBuf) -> anyhow::Res
         let text = e.to_string();
         // Name the offending key (serde says "unknown field `x`"), not values.
         let detail = text.split(", expected").next().unwrap_or(&text).to_string();
-        coded(Exit::BadInput, format!("the config file {} has a problem: {detail}; its keys are the long flag names, such as subscription-id", path.display()))
+        coded(Exit::BadConfigFile, format!("the config file {} has a problem: {detail}; its keys are the long flag names, such as subscription-id", path.display()))
     })
 }
 
@@ -149,7 +150,7 @@ fn require<'a>(value: &'a Option<String>, flag: &str) -> anyhow::Result<&'a str>
         .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| {
             coded(
-                Exit::Usage,
+                Exit::MissingParameter,
                 format!("--{flag} is required (on the command line or in --config)"),
             )
         })
@@ -208,15 +209,6 @@ fn sign_in_here(
 }
 
 /// The service's state as `show` reports it.
-fn service_state(state: &StateRoot) -> &'static str {
-    match Connection::open(state) {
-        Ok(_) => "running",
-        Err(Unreachable::NotRunning) => "not running",
-        Err(Unreachable::Denied) => "running (its details need root or the tether group)",
-        Err(Unreachable::Impostor) => "not running (its pipe is held by another process)",
-    }
-}
-
 fn say(out: &Output) -> impl FnMut(&str) + '_ {
     move |text: &str| out.note(text)
 }
@@ -377,87 +369,26 @@ fn print_disconnected(out: &Output, resource: Option<&str>, removed: &[PathBuf])
 }
 
 pub fn run_show(out: &Output, args: ShowArgs) -> anyhow::Result<Exit> {
-    let state = StateRoot::from_env();
-    let registration = Registration::load(&state)?;
-    let settings = SettingsStore::new(&state).load().ok().unwrap_or_default();
-    let proxy = ProxyPolicy::from_settings(&settings);
-    let agent = crate::lifecycle::status::load(&state);
-    let mut view = json!({
-        "status": if registration.is_some() { "Connected" } else { "Not connected" },
-        "agentVersion": env!("CARGO_PKG_VERSION"),
-        "stateRoot": state.path(),
-        "logFile": state.path().join("logs").join("tether.log"),
-        "proxy": proxy.shown_url(),
-        "proxyBypass": proxy.bypass.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        "dependentServices": {"tether": service_state(&state)},
-        "lastHeartbeat": agent.last_heartbeat.map(rfc3339),
-        "lastError": agent.last_error.as_ref().map(|e| json!({"code": e.code, "details": e.details, "time": rfc3339(e.time)})),
-        "extensions": crate::extensions::manager::installed(&state).iter().map(|e| json!({"id": e.id, "version": e.version, "enabled": e.enabled, "state": e.state})).collect::<Vec<_>>(),
-    });
-    if let Some(r) = &registration {
-        for (k, v) in [
-            ("resourceName", json!(r.resource_name)),
-            ("resourceGroup", json!(r.resource_group)),
-            ("resourceId", json!(r.resource_id)),
-            ("subscriptionId", json!(r.subscription_id)),
-            ("tenantId", json!(r.tenant_id)),
-            ("vmId", json!(r.vm_id)),
-            ("correlationId", json!(r.correlation_id)),
-            ("location", json!(r.location)),
-            ("cloud", json!(r.endpoints.name)),
-            (
-                "portalLink",
-                json!(
-                    r.endpoints
-                        .portal
-                        .as_ref()
-                        .map(|p| format!("{p}#@{}/resource{}", r.tenant_id, r.resource_id))
-                ),
-            ),
-            ("tags", json!(r.tags)),
-            ("connectedAt", json!(r.connected_at)),
-        ] {
-            view[k] = v;
-        }
-    }
-    if args.os {
-        view["os"] = json!({"type": std::env::consts::OS, "name": crate::runtime::MachineInfo::local().os_name, "hostname": crate::runtime::MachineInfo::local().name});
-    }
-    if !args.properties.is_empty() {
-        let mut picked = serde_json::Map::new();
-        for p in &args.properties {
-            let key = view
-                .as_object()
-                .and_then(|o| o.keys().find(|k| k.eq_ignore_ascii_case(p)).cloned())
-                .ok_or_else(|| {
-                    coded(
-                        Exit::Usage,
-                        format!("`{p}` is not a property of show; use one of the --json keys"),
-                    )
-                })?;
-            picked.insert(key.clone(), view[&key].clone());
-        }
-        view = Value::Object(picked);
-    }
+    let view = ShowView::load(&StateRoot::from_env(), args.os)?;
+    let picked = if args.properties.is_empty() {
+        None
+    } else {
+        Some(view.pick(&args.properties).map_err(|p| {
+            coded(
+                Exit::Usage,
+                format!("`{p}` is not a property of show; use a --json key (resourceName) or a display name (\"Resource Name\")"),
+            )
+        })?)
+    };
     if out.is_json() {
-        out.json(&view);
-    } else if let Some(o) = view.as_object() {
-        let width = o.keys().map(String::len).max().unwrap_or(0);
-        for (k, v) in o {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Null => "-".into(),
-                other => other.to_string(),
-            };
-            out.line(format_args!("{k:<width$}  {text}"));
+        match &picked {
+            Some(picked) => out.json(picked),
+            None => out.json(&view),
         }
+    } else {
+        out.line(view.render(picked.as_ref()).trim_end());
     }
     Ok(Exit::Success)
-}
-
-fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        .to_string()
 }
 
 pub fn run_genkey(out: &Output) -> anyhow::Result<Exit> {

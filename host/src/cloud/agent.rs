@@ -114,7 +114,7 @@ pub fn token_for(identity: &MachineIdentity<'_>, resource: &str) -> Result<Token
             ("scope", &scope),
         ])
         .send()
-        .context("could not reach the identity endpoint")?;
+        .map_err(super::unreachable("the identity endpoint"))?;
     if response.status().is_success() {
         return Ok(response.json::<TokenResponse>()?);
     }
@@ -147,7 +147,7 @@ pub fn heartbeat(
         .bearer_auth(token)
         .json(beat)
         .send()
-        .context("could not reach the agent service")?;
+        .map_err(super::unreachable("the agent service"))?;
     if !response.status().is_success() {
         return Err(refused(response, "the agent service refused the heartbeat"));
     }

@@ -85,7 +85,7 @@ impl ArmClient {
             let response = build()
                 .bearer_auth(&self.token)
                 .send()
-                .context("could not reach Azure Resource Manager")?;
+                .map_err(super::unreachable("Azure Resource Manager"))?;
             let status = response.status();
             let transient = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
             if !transient || attempt == RETRIES {

@@ -68,6 +68,10 @@ struct AdminArgs {
     /// The admin key tether-cloud printed when it started.
     #[arg(long, env = "TETHER_CLOUD_ADMIN_KEY", hide_env_values = true)]
     admin_key: String,
+    /// The CA certificate a `serve --tls` cloud wrote, to trust its
+    /// https:// URL with.
+    #[arg(long, env = "TETHER_CLOUD_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -232,7 +236,14 @@ fn json_arg(text: &str, what: &str) -> Result<Value> {
 }
 
 fn admin(args: AdminArgs) -> Result<Value> {
-    let c = AdminClient::new(&args.url, &args.admin_key)?;
+    let ca = match &args.ca_cert {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("could not read the CA certificate {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let c = AdminClient::with_ca(&args.url, &args.admin_key, ca.as_deref())?;
     match args.command {
         AdminCommand::Bootstrap => c.bootstrap(),
         AdminCommand::TenantCreate { name } => c.post("/tenants", json!({"name": name})),
@@ -363,9 +374,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let cloud = tether_cloud::start(config).await?;
     let world = if args.bootstrap {
         let (url, key) = (cloud.url.clone(), cloud.admin_key.clone());
+        // Over TLS the client trusts the CA this cloud has just written.
+        let ca = match args.tls {
+            true => Some(
+                std::fs::read_to_string(&args.ca_cert_file)
+                    .with_context(|| format!("could not read {}", args.ca_cert_file.display()))?,
+            ),
+            false => None,
+        };
         Some(
-            tokio::task::spawn_blocking(move || AdminClient::new(&url, &key)?.bootstrap())
-                .await??,
+            tokio::task::spawn_blocking(move || {
+                AdminClient::with_ca(&url, &key, ca.as_deref())?.bootstrap()
+            })
+            .await??,
         )
     } else {
         None
@@ -399,8 +420,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
             );
         }
         println!(
-            "    export TETHER_CLOUD_URL={} TETHER_CLOUD_ADMIN_KEY={}",
-            cloud.url, cloud.admin_key
+            "    export TETHER_CLOUD_URL={} TETHER_CLOUD_ADMIN_KEY={}{}",
+            cloud.url,
+            cloud.admin_key,
+            if args.tls {
+                format!(" TETHER_CLOUD_CA_CERT={}", args.ca_cert_file.display())
+            } else {
+                String::new()
+            }
         );
         if let Some(world) = &world {
             println!("demo world:\n{}", serde_json::to_string_pretty(world)?);

@@ -130,3 +130,60 @@ fn serve_prints_its_endpoints_and_admin_commands_drive_it() -> Result<()> {
     drop(served);
     Ok(())
 }
+
+#[test]
+fn a_tls_cloud_bootstraps_itself_and_admin_trusts_its_ca() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca = dir.path().join("ca.pem");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls",
+            "--bootstrap",
+            "--json",
+        ])
+        .arg("--ca-cert-file")
+        .arg(&ca)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let served = Served(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let info: Value = serde_json::from_str(&line).with_context(|| line.clone())?;
+    let url = info["url"].as_str().unwrap_or_default().to_string();
+    let key = info["adminKey"].as_str().unwrap_or_default().to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{info}");
+    assert!(
+        info["demo"]["administrator"]["secret"].is_string(),
+        "{info}"
+    );
+
+    let run = |ca: Option<&std::path::Path>| -> Result<std::process::Output> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether-cloud"));
+        cmd.args(["admin", "--url", &url]);
+        if let Some(ca) = ca {
+            cmd.env("TETHER_CLOUD_CA_CERT", ca);
+        }
+        Ok(cmd
+            .env("TETHER_CLOUD_ADMIN_KEY", &key)
+            .arg("machines")
+            .output()?)
+    };
+    let trusted = run(Some(&ca))?;
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let machines: Value = serde_json::from_slice(&trusted.stdout)?;
+    assert_eq!(machines, serde_json::json!([]));
+    // Without the CA the cloud's certificate is not trusted.
+    let untrusted = run(None)?;
+    assert!(!untrusted.status.success());
+    drop(served);
+    Ok(())
+}
