@@ -30,6 +30,8 @@ fn admin(url: &str, key: &str, args: &[&str]) -> Result<Value> {
 
 #[test]
 fn serve_prints_its_endpoints_and_admin_commands_drive_it() -> Result<()> {
+    // This test's own client (reqwest without a default provider).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
         .args(["serve", "--listen", "127.0.0.1:0", "--bootstrap", "--json"])
         .stdout(Stdio::piped())
