@@ -4,6 +4,7 @@
 //! access token for Resource Manager. Secrets are never logged nor echoed.
 
 mod browser;
+pub mod certificate;
 mod device_code;
 pub mod session;
 mod sign_in;

@@ -56,14 +56,18 @@ pub struct JwkSet {
     pub keys: Vec<Jwk>,
 }
 
-/// An Ed25519 public key (`kty` `OKP`, `crv` `Ed25519`).
+/// A signing key as Entra publishes it: `kty` `RSA` with `n` and `e`,
+/// `kid` (the certificate's `x5t`), `x5t` and the certificate in `x5c`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Jwk {
     pub kty: String,
-    pub crv: String,
-    pub x: String,
-    pub kid: String,
     #[serde(rename = "use")]
     pub usage: String,
-    pub alg: String,
+    pub kid: String,
+    pub x5t: String,
+    pub n: String,
+    pub e: String,
+    /// Standard base64 of the DER certificate.
+    pub x5c: Vec<String>,
+    pub issuer: String,
 }

@@ -3,7 +3,7 @@
 //! they are given no sign-in flags.
 
 use super::sign_in::SignIn;
-use super::token::{arm_tokens, read_certificate, refresh};
+use super::token::{arm_tokens, refresh};
 use crate::cloud::{Endpoints, ProxyPolicy};
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result, bail};
@@ -80,12 +80,15 @@ pub fn login(
             tenant,
             client_id,
             pem,
+            password_file,
         } => (
             client_id.clone(),
             tenant.clone(),
             "ServicePrincipal",
             "ClientCertificateCredential",
-            Some(read_certificate(pem)?.1),
+            Some(tether_cloud_api::jwt::thumbprint(
+                &super::certificate::load(pem, password_file.as_deref())?.cert_der,
+            )),
         ),
         SignIn::AccessToken(_) => (
             String::new(),

@@ -17,9 +17,14 @@ pub struct SignInFlags {
     /// The service principal's secret (prefer --config, to keep it off the command line).
     #[arg(long)]
     pub service_principal_secret: Option<String>,
-    /// A PEM file holding the service principal's certificate and private key.
+    /// The service principal's RSA certificate with its private key: a PEM
+    /// file (PKCS#8 or PKCS#1 key) or a PFX/PKCS#12 file.
     #[arg(long)]
     pub service_principal_cert: Option<PathBuf>,
+    /// A file holding the PFX file's password (or set
+    /// TETHER_SERVICE_PRINCIPAL_CERT_PASSWORD); never the password itself.
+    #[arg(long)]
+    pub service_principal_cert_password_file: Option<PathBuf>,
     /// An ARM access token obtained elsewhere.
     #[arg(long)]
     pub access_token: Option<String>,
@@ -45,6 +50,10 @@ impl SignInFlags {
             .service_principal_cert
             .take()
             .or(other.service_principal_cert);
+        self.service_principal_cert_password_file = self
+            .service_principal_cert_password_file
+            .take()
+            .or(other.service_principal_cert_password_file);
         self.access_token = self.access_token.take().or(other.access_token);
         self.use_device_code |= other.use_device_code;
     }
@@ -70,6 +79,7 @@ pub enum SignIn {
         tenant: String,
         client_id: String,
         pem: PathBuf,
+        password_file: Option<PathBuf>,
     },
     AccessToken(String),
     DeviceCode {
@@ -122,6 +132,7 @@ impl SignIn {
                     tenant: tenant()?,
                     client_id: client_id.clone(),
                     pem: pem.clone(),
+                    password_file: flags.service_principal_cert_password_file.clone(),
                 }),
                 (Some(_), Some(_)) => bail!(
                     "give either --service-principal-secret or --service-principal-cert, not both"

@@ -5,9 +5,6 @@ use crate::cloud::Endpoints;
 use crate::cloud::proxy::{ProxyPolicy, client};
 use crate::config::ProxyService;
 use anyhow::{Context, Result};
-use base64::Engine as _;
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::DecodePrivateKey;
 use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, OAuthError, TokenResponse};
 use url::Url;
 
@@ -148,15 +145,17 @@ pub fn arm_tokens(
             tenant,
             client_id,
             pem,
+            password_file,
         } => {
-            let (key, x5t) = read_certificate(pem)?;
+            let certificate = super::certificate::load(pem, password_file.as_deref())
+                .map_err(|e| crate::exit::coded(crate::exit::Exit::BadInput, format!("{e:#}")))?;
             let audience = id.url(tenant, "token")?;
             let jti = hex::encode(crate::util::random_bytes::<16>());
             let assertion = tether_cloud_api::jwt::client_assertion(
                 client_id,
                 audience.as_str(),
-                &key,
-                Some(x5t),
+                &certificate.signer,
+                Some(&certificate.cert_der),
                 crate::util::now(),
                 &jti,
             );
@@ -207,38 +206,4 @@ pub fn refresh(
         ],
     )?
     .map_err(|e| failed("refresh", e))
-}
-
-/// The Ed25519 private key and the certificate's `x5t` from a PEM bundle.
-pub(crate) fn read_certificate(path: &std::path::Path) -> Result<(SigningKey, String)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("could not read the certificate file {}", path.display()))?;
-    let block = |label: &str| -> Option<String> {
-        let begin = format!("-----BEGIN {label}-----");
-        let end = format!("-----END {label}-----");
-        let start = text.find(&begin)?;
-        let stop = text[start..].find(&end)? + start + end.len();
-        Some(text[start..stop].to_string())
-    };
-    let key_pem = block("PRIVATE KEY").with_context(|| format!("{} holds no private key (-----BEGIN PRIVATE KEY-----); give the PEM with both the certificate and its key", path.display()))?;
-    let key = SigningKey::from_pkcs8_pem(&key_pem).map_err(|_| {
-        anyhow::anyhow!(
-            "the private key in {} is not an Ed25519 PKCS#8 key",
-            path.display()
-        )
-    })?;
-    let cert_pem = block("CERTIFICATE").with_context(|| {
-        format!(
-            "{} holds no certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        )
-    })?;
-    let body: String = cert_pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .with_context(|| format!("the certificate in {} is not valid base64", path.display()))?;
-    Ok((key, tether_cloud_api::jwt::thumbprint(&der)))
 }

@@ -204,8 +204,8 @@ struct PrincipalBody {
     /// Create a client secret (printed once).
     #[serde(default)]
     secret: bool,
-    /// `"generate"` for a new Ed25519 certificate and key (printed once),
-    /// or a PEM certificate with an Ed25519 public key to register.
+    /// `"generate"` for a new RSA certificate and key (printed once), or a
+    /// PEM certificate (RSA; Ed25519 besides) to register.
     #[serde(default)]
     certificate: Option<String>,
 }
@@ -254,26 +254,24 @@ fn new_principal(cloud: &Cloud, body: PrincipalBody) -> Result<Value> {
     Ok(out)
 }
 
-/// A self-signed Ed25519 certificate and its key, as one PEM bundle (the
-/// form `tether connect --service-principal-cert` reads).
+/// A self-signed RSA certificate and its key (PKCS#8 v1), as one PEM
+/// bundle: the form `tether connect --service-principal-cert` and the
+/// Azure SDKs' certificate credentials read.
 fn generate_certificate(name: &str) -> Result<(Certificate, String)> {
-    let fail = |e: rcgen::Error| {
+    let fail = |e: anyhow::Error| {
         ArmError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "CertificateGenerationFailed",
-            e.to_string(),
+            format!("{e:#}"),
         )
     };
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(fail)?;
-    let params = rcgen::CertificateParams::new(vec![format!("{name}.tether-cloud.invalid")])
-        .map_err(fail)?;
-    let cert = params.self_signed(&key).map_err(fail)?;
-    let public_key = key.public_key_raw();
-    let record = Certificate {
-        thumbprint: tether_cloud_api::jwt::thumbprint(cert.der()),
-        public_key: base64_std(public_key),
-    };
-    Ok((record, format!("{}{}", cert.pem(), key.serialize_pem())))
+    let pkcs8 = crate::keys::generate_pkcs8().map_err(fail)?;
+    let (der, cert_pem) = crate::keys::self_signed(&pkcs8, name).map_err(fail)?;
+    let record = certificate_record(&der)?;
+    Ok((
+        record,
+        format!("{cert_pem}{}", crate::keys::pem("PRIVATE KEY", &pkcs8)),
+    ))
 }
 
 fn base64_std(bytes: &[u8]) -> String {
@@ -281,25 +279,39 @@ fn base64_std(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// What is kept of a certificate: its thumbprints and its public key.
+/// RSA keys, as Entra takes; Ed25519 besides (Tether's own extra); any
+/// other is refused with the reason.
+fn certificate_record(der: &[u8]) -> Result<Certificate> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
+    let spki = cert.public_key();
+    let public_key = match spki.algorithm.algorithm.to_id_string().as_str() {
+        // rsaEncryption
+        "1.2.840.113549.1.1.1" => tether_cloud_api::jwt::RsaPublicKey::from_der(spki.raw)
+            .map(|k| base64_std(&k.0))
+            .ok_or_else(|| bad("the certificate's RSA key is shorter than 2048 bits or damaged"))?,
+        // Ed25519 (RFC 8410): a 32-byte key.
+        "1.3.101.112" if spki.subject_public_key.data.len() == 32 => {
+            base64_std(&spki.subject_public_key.data)
+        }
+        other => {
+            return Err(bad(format!(
+                "the certificate's key ({other}) is not RSA: Entra, and tether-cloud, take RSA certificates (2048 bits or more); EC keys are refused"
+            )));
+        }
+    };
+    Ok(Certificate {
+        thumbprint: tether_cloud_api::jwt::thumbprint(der),
+        thumbprint_s256: tether_cloud_api::jwt::thumbprint_s256(der),
+        public_key,
+    })
+}
+
 fn register_certificate(pem: &str) -> Result<Certificate> {
     let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
-    let cert = parsed
-        .parse_x509()
-        .map_err(|e| bad(format!("not an X.509 certificate: {e}")))?;
-    let spki = cert.public_key();
-    // Ed25519 (RFC 8410): OID 1.3.101.112 and a 32-byte key.
-    if spki.algorithm.algorithm.to_id_string() != "1.3.101.112"
-        || spki.subject_public_key.data.len() != 32
-    {
-        return Err(bad(
-            "only certificates with an Ed25519 key are accepted (tether-cloud signs and verifies EdDSA)",
-        ));
-    }
-    Ok(Certificate {
-        thumbprint: tether_cloud_api::jwt::thumbprint(&parsed.contents),
-        public_key: base64_std(&spki.subject_public_key.data),
-    })
+    certificate_record(&parsed.contents)
 }
 
 async fn create_principal(

@@ -483,11 +483,11 @@ fn put_machine(
     let key = id.to_ascii_lowercase();
     let now = cloud.now();
     if let Some(pk) = &incoming.properties.client_public_key
-        && tether_cloud_api::jwt::parse_public_key(pk).is_none()
+        && tether_cloud_api::jwt::parse_client_public_key(pk).is_none()
     {
         return Err(ArmError::bad_request(
             "InvalidClientPublicKey",
-            "properties.clientPublicKey must be the base64 of a 32-byte Ed25519 public key.",
+            "properties.clientPublicKey must be the base64 of an RSA public key (SubjectPublicKeyInfo or PKCS#1 DER, 2048 bits or more), as azcmagent registers, or of a 32-byte Ed25519 key.",
         ));
     }
     cloud.write(|m| {

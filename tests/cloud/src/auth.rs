@@ -39,7 +39,7 @@ pub fn verify_token(cloud: &Cloud, headers: &HeaderMap, audience: &str) -> Resul
         unauthenticated("Authentication failed. The 'Authorization' header is missing.".into())
     })?;
     let claims = Unverified::parse(token)
-        .and_then(|t| t.verify(&cloud.key.verifying_key(), cloud.now()))
+        .and_then(|t| t.verify(&cloud.key.signer.public_key(), cloud.now()))
         .map_err(|e| {
             if e == tether_cloud_api::jwt::JwtError::Expired {
                 ArmError::new(

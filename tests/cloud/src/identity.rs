@@ -131,21 +131,18 @@ pub(crate) fn issue(
         }
     }
     let header = jwt::Header {
-        kid: Some(key_id(cloud)),
+        kid: Some(cloud.key.kid.clone()),
+        x5t: Some(cloud.key.kid.clone()),
         ..jwt::Header::eddsa()
     };
     Ok(TokenResponse {
         token_type: "Bearer".into(),
         expires_in: TOKEN_LIFETIME,
         ext_expires_in: Some(TOKEN_LIFETIME),
-        access_token: jwt::sign(&header, &claims, &cloud.key),
+        access_token: jwt::sign(&header, &claims, &cloud.key.signer),
         refresh_token: refresh,
         scope: Some(scope.to_string()),
     })
-}
-
-fn key_id(cloud: &Cloud) -> String {
-    util::sha256_hex(cloud.key.verifying_key().as_bytes())[..16].to_string()
 }
 
 fn require<'a>(params: &'a Params, name: &str) -> Result<&'a str, OAuthErr> {
@@ -271,8 +268,11 @@ fn verify_assertion(
     let (key, subject) = cloud
         .read(|m| {
             if let Some(sp) = m.principals.get(client_id).filter(|p| p.tenant_id == tenant) {
-                let x5t = token.header.x5t.as_deref()?;
-                let cert = sp.certificates.iter().find(|c| c.thumbprint == x5t)?;
+                // MSAL names the certificate by x5t#S256, older clients by x5t.
+                let cert = sp.certificates.iter().find(|c| {
+                    token.header.x5t_s256.as_deref().is_some_and(|t| !c.thumbprint_s256.is_empty() && t == c.thumbprint_s256)
+                        || token.header.x5t.as_deref() == Some(c.thumbprint.as_str())
+                })?;
                 return Some((
                     cert.public_key.clone(),
                     Subject::App { client_id: client_id.into(), object_id: sp.object_id.clone() },
@@ -291,11 +291,11 @@ fn verify_assertion(
         .ok_or_else(|| {
             OAuthErr::invalid_client(
                 700027,
-                format!("No key is registered for client '{client_id}' matching the assertion (a certificate thumbprint in x5t, or a connected machine's identity)."),
+                format!("No key is registered for client '{client_id}' matching the assertion (a certificate thumbprint in x5t#S256 or x5t, or a connected machine's identity)."),
             )
         })?;
-    let key =
-        jwt::parse_public_key(&key).ok_or_else(|| bad("the registered key is unusable".into()))?;
+    let key = jwt::parse_client_public_key(&key)
+        .ok_or_else(|| bad("the registered key is unusable".into()))?;
     let claims = token
         .verify(&key, util::real_now()) // the client signs with its own clock; clock travel is the cloud's alone
         .map_err(|e| bad(e.to_string()))?;
@@ -883,21 +883,25 @@ pub async fn openid_configuration(
         ],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
         "code_challenge_methods_supported": ["S256"],
-        "id_token_signing_alg_values_supported": [jwt::Header::eddsa().alg],
+        "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "oid", "tid", "name", "preferred_username"],
     }))
     .into_response()
 }
 
-pub async fn keys(State(cloud): State<Arc<Cloud>>) -> Json<JwkSet> {
+pub async fn keys(State(cloud): State<Arc<Cloud>>, Path(tenant): Path<String>) -> Json<JwkSet> {
+    use base64::Engine as _;
+    let (n, e) = cloud.key.signer.components();
     Json(JwkSet {
         keys: vec![Jwk {
-            kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            x: jwt::b64url(cloud.key.verifying_key().as_bytes()),
-            kid: key_id(&cloud),
+            kty: "RSA".into(),
             usage: "sig".into(),
-            alg: "EdDSA".into(),
+            kid: cloud.key.kid.clone(),
+            x5t: cloud.key.kid.clone(),
+            n: jwt::b64url(&n),
+            e: jwt::b64url(&e),
+            x5c: vec![base64::engine::general_purpose::STANDARD.encode(&cloud.key.cert_der)],
+            issuer: cloud.issuer(&tenant),
         }],
     })
 }

@@ -9,8 +9,11 @@ use tether_cloud_api::arm::{Machine, MachineExtension};
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Model {
-    /// Seed of the key tokens are signed with (so they survive restarts).
-    pub signing_seed: String,
+    /// tether-cloud's RSA token signing key (kept, so tokens survive
+    /// restarts), PKCS#8 DER in base64; made at the first start (state
+    /// files from before it get one then).
+    #[serde(default)]
+    pub token_key: String,
     pub admin_key: String,
     /// Seconds the admin API has moved the clock forward.
     pub clock_offset: u64,
@@ -74,7 +77,10 @@ pub struct ServicePrincipal {
 pub struct Certificate {
     /// Base64url SHA-1 of the DER certificate (`x5t`).
     pub thumbprint: String,
-    /// The Ed25519 public key, base64.
+    /// Base64url SHA-256 of the DER certificate (`x5t#S256`).
+    #[serde(default)]
+    pub thumbprint_s256: String,
+    /// The public key, base64: an RSA PKCS#1 key, or Ed25519's 32 bytes.
     pub public_key: String,
 }
 

@@ -15,6 +15,7 @@ mod errors;
 mod faults;
 mod gallery;
 mod identity;
+mod keys;
 mod model;
 mod page;
 mod tls;
@@ -25,7 +26,6 @@ pub mod client;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::routing::{get, post};
-use ed25519_dalek::SigningKey;
 use model::Model;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,7 +66,8 @@ impl Default for CloudConfig {
 pub(crate) struct Cloud {
     pub base_url: String,
     pub config: CloudConfig,
-    pub key: SigningKey,
+    /// The RSA key tokens are signed with, and its certificate.
+    pub key: keys::TokenKey,
     model: Mutex<Model>,
     pub faults: faults::Faults,
 }
@@ -160,7 +161,6 @@ fn load_or_create(path: Option<&PathBuf>) -> Result<Model> {
         });
     }
     Ok(Model {
-        signing_seed: hex::encode(util::random_bytes::<32>()),
         admin_key: util::secret(32),
         ..Model::default()
     })
@@ -295,14 +295,21 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{addr}");
     let model = load_or_create(config.state_file.as_ref())?;
-    let seed: [u8; 32] = hex::decode(&model.signing_seed)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .context("the state file's signing key is damaged")?;
+    let mut model = model;
+    if model.token_key.is_empty() {
+        use base64::Engine as _;
+        model.token_key = base64::engine::general_purpose::STANDARD.encode(keys::generate_pkcs8()?);
+    }
+    let token_key = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(&model.token_key)
+            .context("the state file's signing key is damaged")?
+    };
     let admin_key = model.admin_key.clone();
     let cloud = Arc::new(Cloud {
         base_url: base_url.clone(),
-        key: SigningKey::from_bytes(&seed),
+        key: keys::TokenKey::from_pkcs8(&token_key)?,
         model: Mutex::new(model),
         faults: faults::Faults::default(),
         config,

@@ -3,7 +3,6 @@
 use crate::support::*;
 use anyhow::Result;
 use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::DecodePrivateKey;
 use serde_json::{Value, json};
 use sha2::Digest;
 use tether_cloud_api::jwt::{self, Unverified};
@@ -17,17 +16,34 @@ fn client_secret_tokens_verify_against_the_published_keys() -> Result<()> {
         .get(format!("{}/{}/discovery/v2.0/keys", w.url(), w.tenant()))
         .send()?
         .json()?;
-    let x = keys["keys"][0]["x"].as_str().unwrap_or_default();
-    let key_bytes: [u8; 32] = jwt::b64url_decode(x)?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("bad key"))?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&key_bytes)?;
+    // As Entra publishes them: RSA, kid = x5t, the certificate in x5c.
+    let jwk = &keys["keys"][0];
+    assert_eq!(jwk["kty"], "RSA", "{keys}");
+    assert_eq!(jwk["use"], "sig");
+    assert_eq!(jwk["kid"], jwk["x5t"]);
+    let header = Unverified::parse(&token)?.header;
+    assert_eq!(header.alg, "RS256");
+    assert_eq!(header.kid.as_deref(), jwk["kid"].as_str());
+    use base64::Engine as _;
+    let cert = base64::engine::general_purpose::STANDARD
+        .decode(jwk["x5c"][0].as_str().unwrap_or_default())?;
+    assert_eq!(jwt::thumbprint(&cert), jwk["x5t"].as_str().unwrap_or("?"));
+    let (_, parsed) = x509_parser::parse_x509_certificate(&cert)?;
+    let key = jwt::RsaPublicKey::from_der(parsed.public_key().raw)
+        .ok_or_else(|| anyhow::anyhow!("the published certificate's key is not RSA"))?;
     let claims = Unverified::parse(&token)?.verify(&key, now())?;
     assert_eq!(claims["aud"], format!("{}/", w.url()));
     assert_eq!(claims["tid"], w.tenant());
     assert_eq!(claims["oid"], w.demo["administrator"]["objectId"]);
     assert_eq!(claims["iss"], format!("{}/{}/v2.0", w.url(), w.tenant()));
     assert!(claims["exp"].as_u64().unwrap_or(0) > now());
+    // The same modulus in n as in the certificate.
+    let n = jwt::b64url_decode(jwk["n"].as_str().unwrap_or_default())?;
+    let pkcs1 = &key.0;
+    assert!(
+        pkcs1.windows(n.len()).any(|w| w == n.as_slice()),
+        "n is the certificate's modulus"
+    );
     Ok(())
 }
 
@@ -88,26 +104,29 @@ fn certificate_assertions_get_tokens_once() -> Result<()> {
         json!({"tenantId": w.tenant(), "certificate": "generate"}),
     )?;
     let pem = sp["certificatePem"].as_str().unwrap_or_default();
-    let key_pem = &pem[pem.find("-----BEGIN PRIVATE KEY-----").unwrap_or(0)..];
-    let key = SigningKey::from_pkcs8_pem(key_pem)?;
-    let cert_b64: String = pem
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    use base64::Engine as _;
-    let der = base64::engine::general_purpose::STANDARD.decode(cert_b64)?;
-    let x5t = jwt::thumbprint(&der);
-    assert_eq!(sp["thumbprint"], x5t.as_str());
+    let block = |label: &str| -> Result<Vec<u8>> {
+        let body: String = pem
+            .lines()
+            .skip_while(|l| *l != format!("-----BEGIN {label}-----"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        use base64::Engine as _;
+        Ok(base64::engine::general_purpose::STANDARD.decode(body)?)
+    };
+    // An RSA key, PKCS#8 v1 (version 0, no public key inside).
+    let pkcs8 = block("PRIVATE KEY")?;
+    let key = jwt::RsaSigner::from_pkcs8(&pkcs8)?;
+    let der = block("CERTIFICATE")?;
+    assert_eq!(sp["thumbprint"], jwt::thumbprint(&der).as_str());
     let client_id = sp["clientId"].as_str().unwrap_or_default();
-    let assertion = jwt::client_assertion(
-        client_id,
-        &w.token_url(),
-        &key,
-        Some(x5t.clone()),
-        now(),
-        "jti-1",
+    let assertion =
+        jwt::client_assertion(client_id, &w.token_url(), &key, Some(&der), now(), "jti-1");
+    let header = Unverified::parse(&assertion)?.header;
+    assert_eq!(header.alg, "RS256");
+    assert_eq!(
+        header.x5t_s256.as_deref(),
+        Some(jwt::thumbprint_s256(&der).as_str())
     );
     let form = |a: &str| {
         vec![
@@ -129,7 +148,7 @@ fn certificate_assertions_get_tokens_once() -> Result<()> {
         client_id,
         "http://elsewhere/token",
         &key,
-        Some(x5t.clone()),
+        Some(&der),
         now(),
         "jti-2",
     );
@@ -139,12 +158,16 @@ fn certificate_assertions_get_tokens_once() -> Result<()> {
         "invalid_client",
         "700027",
     )?;
-    let other_key = SigningKey::from_bytes(&tether_key());
+    // Another RSA key naming the same certificate.
+    let other = jwt::RsaSigner::from_pkcs8(&block_of(&w.admin.post(
+        "/servicePrincipals",
+        json!({"tenantId": w.tenant(), "certificate": "generate"}),
+    )?)?)?;
     let forged = jwt::client_assertion(
         client_id,
         &w.token_url(),
-        &other_key,
-        Some(x5t),
+        &other,
+        Some(&der),
         now(),
         "jti-3",
     );
@@ -154,7 +177,36 @@ fn certificate_assertions_get_tokens_once() -> Result<()> {
         "invalid_client",
         "700027",
     )?;
+    // An Ed25519 signature offered for the RSA certificate: the key picks
+    // the algorithm, never the token.
+    let confused = jwt::client_assertion(
+        client_id,
+        &w.token_url(),
+        &SigningKey::from_bytes(&tether_key()),
+        Some(&der),
+        now(),
+        "jti-4",
+    );
+    assert_oauth_error(
+        w.http.post(w.token_url()).form(&form(&confused)).send()?,
+        401,
+        "invalid_client",
+        "700027",
+    )?;
     Ok(())
+}
+
+/// The PKCS#8 key of a generated principal's PEM bundle.
+fn block_of(sp: &Value) -> Result<Vec<u8>> {
+    let pem = sp["certificatePem"].as_str().unwrap_or_default();
+    let body: String = pem
+        .lines()
+        .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.decode(body)?)
 }
 
 fn start_device_code(w: &World, scope: &str) -> Result<Value> {
