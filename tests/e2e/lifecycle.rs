@@ -725,3 +725,177 @@ fn throttled_arm_calls_are_retried_and_a_long_running_delete_is_followed_to_its_
     admin.clear_faults()?;
     Ok(())
 }
+
+/// Runs openssl, as an operator would to convert a certificate.
+fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!("openssl is needed (apt-get install openssl; .ci/run does): {e}")
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn rsa_certificates_sign_in_from_pem_pkcs1_and_pfx_and_other_keys_are_refused() -> TestResult {
+    let cloud = Cloud::start()?;
+    let admin = cloud.cloud.admin()?;
+    let sp = admin.post(
+        "/servicePrincipals",
+        serde_json::json!({"tenantId": cloud.tenant(), "certificate": "generate"}),
+    )?;
+    admin.post("/roleAssignments", serde_json::json!({"principalId": sp["clientId"], "role": "administrator", "scope": format!("/subscriptions/{}", cloud.sub())}))?;
+    let d = cloud.dir.path();
+    let bundle = sp["certificatePem"].as_str().unwrap_or_default();
+    let split = bundle
+        .find("-----BEGIN PRIVATE KEY-----")
+        .ok_or_else(|| anyhow::anyhow!("no key in {bundle}"))?;
+    std::fs::write(d.join("cert.pem"), &bundle[..split])?;
+    std::fs::write(d.join("key.pem"), &bundle[split..])?;
+    // OpenSSL reads what tether-cloud writes: the certificate and the key.
+    openssl(d, &["x509", "-in", "cert.pem", "-noout"])?;
+    openssl(d, &["pkey", "-in", "key.pem", "-noout", "-check"])?;
+    // PKCS#1 (BEGIN RSA PRIVATE KEY) and PFX, as operators convert them.
+    openssl(
+        d,
+        &["rsa", "-in", "key.pem", "-traditional", "-out", "key1.pem"],
+    )?;
+    std::fs::write(
+        d.join("pkcs1.pem"),
+        format!(
+            "{}{}",
+            &bundle[..split],
+            std::fs::read_to_string(d.join("key1.pem"))?
+        ),
+    )?;
+    std::fs::write(d.join("pfx-password"), "s3cret pfx\n")?;
+    openssl(
+        d,
+        &[
+            "pkcs12",
+            "-export",
+            "-in",
+            "cert.pem",
+            "-inkey",
+            "key.pem",
+            "-out",
+            "sp.pfx",
+            "-passout",
+            "file:pfx-password",
+        ],
+    )?;
+    let client = sp["clientId"].as_str().unwrap_or_default().to_string();
+    let sign_in = |name: &str, cert: &str, extra: &[&str], env: &[(&str, &str)]| {
+        let home = tempfile::tempdir()?;
+        let mut target = cloud.target();
+        target["service-principal-id"] = Value::String(client.clone());
+        target["service-principal-cert"] = Value::String(d.join(cert).display().to_string());
+        let file = d.join(format!("{name}.json"));
+        std::fs::write(&file, serde_json::to_vec(&target)?)?;
+        let mut cmd = tether(home.path());
+        cmd.args(["connect", "--config"])
+            .arg(&file)
+            .args(["--resource-name", name])
+            .args(extra)
+            .env_remove("TETHER_SERVICE_PRINCIPAL_CERT_PASSWORD");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output()?;
+        anyhow::Ok((home, out))
+    };
+    let password_file = d.join("pfx-password").display().to_string();
+    for (name, cert, extra, env) in [
+        ("pkcs8", "cert.pem", vec![], vec![]),
+        ("pkcs1", "pkcs1.pem", vec![], vec![]),
+        (
+            "pfx-file",
+            "sp.pfx",
+            vec![
+                "--service-principal-cert-password-file",
+                password_file.as_str(),
+            ],
+            vec![],
+        ),
+        (
+            "pfx-env",
+            "sp.pfx",
+            vec![],
+            vec![("TETHER_SERVICE_PRINCIPAL_CERT_PASSWORD", "s3cret pfx")],
+        ),
+    ] {
+        // The PEM bundle for pkcs8 is the whole file tether-cloud printed.
+        let cert = if name == "pkcs8" {
+            std::fs::write(d.join("bundle.pem"), bundle)?;
+            "bundle.pem"
+        } else {
+            cert
+        };
+        let (home, out) = sign_in(name, cert, &extra, &env)?;
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_connected(home.path(), &cloud)?;
+        assert!(
+            tether(home.path())
+                .args(["disconnect", "--force-local-only"])
+                .status()?
+                .success()
+        );
+    }
+
+    // A PFX without its password, or with the wrong one: a clear refusal.
+    let (_, out) = sign_in("pfx-none", "sp.pfx", &[], &[])?;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("TETHER_SERVICE_PRINCIPAL_CERT_PASSWORD"),
+        "{}",
+        stderr(&out)
+    );
+    let (_, out) = sign_in(
+        "pfx-wrong",
+        "sp.pfx",
+        &[],
+        &[("TETHER_SERVICE_PRINCIPAL_CERT_PASSWORD", "wrong")],
+    )?;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("password"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("s3cret"), "{}", stderr(&out));
+
+    // EC and Ed25519 certificates are refused, naming why.
+    for (kind, args) in [
+        (
+            "EC",
+            vec!["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ),
+        ("Ed25519", vec!["-newkey", "ed25519"]),
+    ] {
+        let mut all = vec!["req", "-x509", "-nodes", "-subj", "/CN=other", "-days", "2"];
+        all.extend(args);
+        all.extend(["-keyout", "other.key", "-out", "other.crt"]);
+        openssl(d, &all)?;
+        std::fs::write(
+            d.join("other.pem"),
+            format!(
+                "{}{}",
+                std::fs::read_to_string(d.join("other.crt"))?,
+                std::fs::read_to_string(d.join("other.key"))?
+            ),
+        )?;
+        let (home, out) = sign_in("other", "other.pem", &[], &[])?;
+        assert_eq!(out.status.code(), Some(3), "{kind}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("{kind} key")),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("RSA"), "{}", stderr(&out));
+        assert!(!home.path().join("registration.json").exists());
+    }
+    Ok(())
+}

@@ -282,6 +282,19 @@ pub fn sign(header: &Header, claims: &Value, key: &impl JwsSigner) -> String {
     format!("{input}.{}", b64url(&signature))
 }
 
+/// A NumericDate claim in whole seconds: JSON integers, and the fractional
+/// seconds some clients send (MSAL for Python signs `time.time()`).
+fn numeric_date(claims: &Value, name: &str) -> Option<u64> {
+    let value = claims.get(name)?;
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            // Saturates at u64::MAX, as the checks below expect.
+            .map(|f| f as u64)
+    })
+}
+
 /// A token split into its parts, not yet verified.
 #[derive(Debug, Clone)]
 pub struct Unverified {
@@ -322,16 +335,12 @@ impl Unverified {
             self.signing_input.as_bytes(),
             &self.signature,
         )?;
-        let exp = self
-            .claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or(JwtError::Claim("exp"))?;
+        let exp = numeric_date(&self.claims, "exp").ok_or(JwtError::Claim("exp"))?;
         // Claims are the sender's: saturate, never overflow.
         if now > exp.saturating_add(60) {
             return Err(JwtError::Expired);
         }
-        if let Some(nbf) = self.claims.get("nbf").and_then(Value::as_u64)
+        if let Some(nbf) = numeric_date(&self.claims, "nbf")
             && nbf > now.saturating_add(60)
         {
             return Err(JwtError::NotYetValid);

@@ -106,6 +106,8 @@ fn just(access_token: String) -> TokenResponse {
         access_token,
         refresh_token: None,
         scope: None,
+        id_token: None,
+        client_info: None,
     }
 }
 

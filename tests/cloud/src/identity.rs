@@ -70,6 +70,7 @@ pub(crate) fn issue(
     tenant: &str,
     subject: Subject,
     scope: &str,
+    nonce: Option<&str>,
 ) -> Result<TokenResponse, OAuthErr> {
     let audience = audience_of(cloud, scope)?;
     let now = cloud.now();
@@ -135,6 +136,19 @@ pub(crate) fn issue(
         x5t: Some(cloud.key.kid.clone()),
         ..jwt::Header::eddsa()
     };
+    let (id_token, client_info) = match &subject {
+        Subject::User {
+            client_id,
+            object_id,
+        } if scope
+            .split_whitespace()
+            .any(|s| s == "openid" || s == "profile") =>
+        {
+            let (token, info) = id_token(cloud, tenant, client_id, object_id, nonce, &header);
+            (Some(token), Some(info))
+        }
+        _ => (None, None),
+    };
     Ok(TokenResponse {
         token_type: "Bearer".into(),
         expires_in: TOKEN_LIFETIME,
@@ -142,7 +156,51 @@ pub(crate) fn issue(
         access_token: jwt::sign(&header, &claims, &cloud.key.signer),
         refresh_token: refresh,
         scope: Some(scope.to_string()),
+        id_token,
+        client_info,
     })
+}
+
+/// The id token and `client_info` Entra returns to a user's sign-in when
+/// `openid` or `profile` is asked: what MSAL builds its account from.
+fn id_token(
+    cloud: &Cloud,
+    tenant: &str,
+    client_id: &str,
+    object_id: &str,
+    nonce: Option<&str>,
+    header: &jwt::Header,
+) -> (String, String) {
+    let now = cloud.now();
+    let username = cloud
+        .read(|m| {
+            m.users
+                .values()
+                .find(|u| u.object_id == object_id)
+                .map(|u| u.username.clone())
+        })
+        .unwrap_or_default();
+    let mut claims = json!({
+        "ver": "2.0",
+        "iss": cloud.issuer(tenant),
+        "aud": client_id,
+        "sub": object_id,
+        "oid": object_id,
+        "tid": tenant,
+        "preferred_username": username,
+        "name": username,
+        "iat": now,
+        "nbf": now,
+        "exp": now + TOKEN_LIFETIME,
+    });
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    let info = json!({"uid": object_id, "utid": tenant});
+    (
+        jwt::sign(header, &claims, &cloud.key.signer),
+        jwt::b64url(info.to_string().as_bytes()),
+    )
 }
 
 fn require<'a>(params: &'a Params, name: &str) -> Result<&'a str, OAuthErr> {
@@ -237,6 +295,7 @@ fn client_credentials(
                 object_id: principal.object_id,
             },
             scope,
+            None,
         );
     }
     if params.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER_ASSERTION) {
@@ -247,7 +306,7 @@ fn client_credentials(
     }
     let assertion = require(params, "client_assertion")?;
     let subject = verify_assertion(cloud, tenant, client_id, assertion)?;
-    issue(cloud, tenant, subject, scope)
+    issue(cloud, tenant, subject, scope, None)
 }
 
 /// Verifies a client assertion signed by a service principal's
@@ -268,10 +327,13 @@ fn verify_assertion(
     let (key, subject) = cloud
         .read(|m| {
             if let Some(sp) = m.principals.get(client_id).filter(|p| p.tenant_id == tenant) {
-                // MSAL names the certificate by x5t#S256, older clients by x5t.
+                // MSAL names the certificate by x5t#S256 or x5t, base64url
+                // with its padding; others without.
+                let named = |header: &Option<String>, thumbprint: &str| {
+                    header.as_deref().is_some_and(|t| !thumbprint.is_empty() && t.trim_end_matches('=') == thumbprint)
+                };
                 let cert = sp.certificates.iter().find(|c| {
-                    token.header.x5t_s256.as_deref().is_some_and(|t| !c.thumbprint_s256.is_empty() && t == c.thumbprint_s256)
-                        || token.header.x5t.as_deref() == Some(c.thumbprint.as_str())
+                    named(&token.header.x5t_s256, &c.thumbprint_s256) || named(&token.header.x5t, &c.thumbprint)
                 })?;
                 return Some((
                     cert.public_key.clone(),
@@ -396,6 +458,7 @@ fn device_code_grant(
                     object_id,
                 },
                 &code.scope,
+                None,
             )
         }
     }
@@ -447,6 +510,7 @@ fn authorization_code(
             object_id: grant.object_id,
         },
         &grant.scope,
+        grant.nonce.as_deref(),
     )
 }
 
@@ -487,6 +551,7 @@ fn refresh_token(cloud: &Cloud, tenant: &str, params: &Params) -> Result<TokenRe
             object_id: grant.object_id,
         },
         &scope,
+        None,
     )
 }
 
@@ -782,6 +847,7 @@ fn finish_sign_in(
         scope: params.get("scope").cloned().unwrap_or_default(),
         object_id,
         expires_at: cloud.now() + 600,
+        nonce: params.get("nonce").cloned(),
     };
     cloud.write(|m| m.auth_codes.insert(code.clone(), grant));
     target

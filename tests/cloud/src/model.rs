@@ -241,6 +241,9 @@ pub struct AuthCode {
     pub scope: String,
     pub object_id: String,
     pub expires_at: u64,
+    /// The authorize request's `nonce`, echoed in the id token.
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -31,6 +31,7 @@ impl TlsCloud {
         let cloud = BackgroundCloud::start(CloudConfig {
             page_size: 2,
             tls_ca_file: Some(ca.clone()),
+            device_code_interval: 1,
             ..CloudConfig::default()
         })?;
         let demo = cloud.admin()?.bootstrap()?;
@@ -45,11 +46,17 @@ impl TlsCloud {
     /// Runs `tests/azure_sdk/{script}` with the cloud's coordinates and the
     /// administrator principal in its environment; its JSON output.
     fn run(&self, script: &str) -> Result<Value> {
+        self.run_with(script, &[])
+    }
+
+    /// [`run`](Self::run) with more of the environment.
+    fn run_with(&self, script: &str, env: &[(&str, &str)]) -> Result<Value> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/azure_sdk")
             .join(script);
         let out = Command::new(python()?)
             .arg(&path)
+            .envs(env.iter().copied())
             .env("TC_URL", &self.cloud.url)
             .env("TC_CA", &self.ca)
             // What requests (under azure-core and MSAL) trusts.
@@ -175,5 +182,78 @@ fn azure_mgmt_hybridcompute_follows_long_running_operations_to_their_end() -> Re
     assert_eq!(seen["creation"]["code"], "OperationTimedOut", "{seen}");
     assert_eq!(seen["extensionDeletion"], "Succeeded", "{seen}");
     assert_eq!(seen["extensionsLeft"], serde_json::json!([]));
+    Ok(())
+}
+
+#[test]
+fn azure_identity_signs_in_with_rsa_certificates_from_pem_and_pfx() -> Result<()> {
+    let cloud = TlsCloud::start()?;
+    let admin = cloud.cloud.admin()?;
+    let sp = admin.post(
+        "/servicePrincipals",
+        serde_json::json!({"tenantId": text(&cloud.demo["tenantId"]), "certificate": "generate"}),
+    )?;
+    admin.post(
+        "/roleAssignments",
+        serde_json::json!({
+            "principalId": sp["clientId"],
+            "role": "reader",
+            "scope": format!("/subscriptions/{}", text(&cloud.demo["subscriptionId"])),
+        }),
+    )?;
+    let pem = cloud._dir.path().join("sp.pem");
+    std::fs::write(&pem, text(&sp["certificatePem"]))?;
+    let seen = cloud.run_with(
+        "certificate.py",
+        &[
+            ("TC_CERT_CLIENT_ID", &text(&sp["clientId"])),
+            ("TC_CERT_PEM", &pem.display().to_string()),
+        ],
+    )?;
+    assert_eq!(seen["keyType"], "RSAPrivateKey", "{seen}");
+    assert_eq!(seen["keyBits"], 2048);
+    for form in ["pem", "pfx"] {
+        let claims = tether_cloud_api::jwt::Unverified::parse(&text(&seen[form]["token"]))?.claims;
+        assert_eq!(claims["appid"], sp["clientId"], "{form}: {claims}");
+        assert_eq!(seen[form]["machines"], serde_json::json!([]), "{seen}");
+    }
+    Ok(())
+}
+
+#[test]
+fn azure_identity_device_code_and_msal_accounts_with_rotating_refresh_tokens() -> Result<()> {
+    let cloud = TlsCloud::start()?;
+    let user = text(&cloud.demo["user"]["username"]);
+    let seen = cloud.run_with(
+        "device_code.py",
+        &[
+            ("TC_USER", &user),
+            // The Azure CLI's public client id, as operators' tools use.
+            ("TC_PUBLIC_CLIENT", "04b07795-8ddb-461a-bbee-02f9e1bf7b46"),
+        ],
+    )?;
+    let tenant = text(&cloud.demo["tenantId"]);
+    assert_eq!(seen["record"]["username"], user.as_str(), "{seen}");
+    assert_eq!(seen["record"]["tenantId"], tenant.as_str());
+    assert!(
+        text(&seen["record"]["homeAccountId"]).ends_with(&format!(".{tenant}")),
+        "client_info's uid.utid: {seen}"
+    );
+    assert_eq!(seen["silentFromCache"], true);
+    let claims = &seen["idTokenClaims"];
+    assert_eq!(
+        claims["aud"], "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+        "{seen}"
+    );
+    assert_eq!(claims["tid"], tenant.as_str());
+    assert_eq!(claims["preferred_username"], user.as_str());
+    assert_eq!(
+        claims["iss"],
+        format!("{}/{tenant}/v2.0", cloud.cloud.url).as_str()
+    );
+    assert_eq!(seen["accounts"], serde_json::json!([user]));
+    assert_eq!(seen["renewed"], true, "{seen}");
+    assert_eq!(seen["rotated"], true, "{seen}");
+    assert_eq!(seen["oldRefresh"], "invalid_grant", "{seen}");
     Ok(())
 }
