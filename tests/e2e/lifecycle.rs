@@ -29,7 +29,17 @@ fn assert_connected(home: &Path, cloud: &Cloud) -> anyhow::Result<Value> {
     // The private key stays on the machine; the cloud holds the public half.
     let key = std::fs::read_to_string(home.join("identity/machine.key"))?;
     assert!(key.contains("PRIVATE KEY"));
-    assert!(m["machine"]["properties"]["clientPublicKey"].is_string());
+    // An RSA key, as azcmagent registers (base64 of its SubjectPublicKeyInfo).
+    let client_key = m["machine"]["properties"]["clientPublicKey"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        matches!(
+            tether_cloud_api::jwt::parse_client_public_key(client_key),
+            Some(tether_cloud_api::jwt::PublicKey::Rsa(_))
+        ),
+        "{client_key}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

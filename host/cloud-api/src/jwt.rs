@@ -153,6 +153,44 @@ impl RsaPublicKey {
     }
 }
 
+impl RsaPublicKey {
+    /// As a `SubjectPublicKeyInfo` (`BEGIN PUBLIC KEY`), the form
+    /// azcmagent registers as `clientPublicKey`.
+    pub fn to_spki_der(&self) -> Vec<u8> {
+        fn element(tag: u8, content: &[u8]) -> Vec<u8> {
+            let mut out = vec![tag];
+            let len = content.len();
+            if len < 0x80 {
+                out.push(len as u8);
+            } else {
+                let bytes: Vec<u8> = len
+                    .to_be_bytes()
+                    .into_iter()
+                    .skip_while(|b| *b == 0)
+                    .collect();
+                out.push(0x80 | bytes.len() as u8);
+                out.extend(bytes);
+            }
+            out.extend_from_slice(content);
+            out
+        }
+        let algorithm = [
+            element(
+                0x06,
+                &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+            ),
+            element(0x05, &[]),
+        ]
+        .concat();
+        let mut bits = vec![0u8];
+        bits.extend_from_slice(&self.0);
+        element(
+            0x30,
+            &[element(0x30, &algorithm), element(0x03, &bits)].concat(),
+        )
+    }
+}
+
 impl JwsVerifier for RsaPublicKey {
     fn verify_signature(&self, alg: &str, input: &[u8], signature: &[u8]) -> Result<(), JwtError> {
         let params: &dyn ring::signature::VerificationAlgorithm = match alg {
@@ -269,7 +307,7 @@ pub fn thumbprint_s256(cert_der: &[u8]) -> String {
 }
 
 /// Signs `claims` with `key`; the header's `alg` is the key's.
-pub fn sign(header: &Header, claims: &Value, key: &impl JwsSigner) -> String {
+pub fn sign(header: &Header, claims: &Value, key: &(impl JwsSigner + ?Sized)) -> String {
     let header = Header {
         alg: key.alg().into(),
         ..header.clone()
@@ -355,7 +393,7 @@ impl Unverified {
 pub fn client_assertion(
     client_id: &str,
     audience: &str,
-    key: &impl JwsSigner,
+    key: &(impl JwsSigner + ?Sized),
     cert_der: Option<&[u8]>,
     now: u64,
     jti: &str,
@@ -469,6 +507,29 @@ mod tests {
         );
         assert_eq!(Unverified::parse("a.b").err(), Some(JwtError::Malformed));
         Ok(())
+    }
+
+    #[test]
+    fn rsa_public_keys_round_trip_through_spki() {
+        // A 2048-bit modulus (any odd number of that size parses) and e.
+        let mut modulus = vec![0x00, 0xc1];
+        modulus.extend(std::iter::repeat_n(0x5a, 255));
+        let mut pkcs1_content = vec![0x02, 0x82, 0x01, 0x01];
+        pkcs1_content.extend(&modulus);
+        pkcs1_content.extend([0x02, 0x03, 0x01, 0x00, 0x01]);
+        let mut pkcs1 = vec![0x30, 0x82];
+        pkcs1.extend((pkcs1_content.len() as u16).to_be_bytes());
+        pkcs1.extend(&pkcs1_content);
+        let key = RsaPublicKey::from_der(&pkcs1).expect("a PKCS#1 key parses");
+        let spki = key.to_spki_der();
+        assert_eq!(RsaPublicKey::from_der(&spki), Some(key.clone()));
+        let text = base64::engine::general_purpose::STANDARD.encode(&spki);
+        assert_eq!(parse_client_public_key(&text), Some(PublicKey::Rsa(key)));
+        // Too short a modulus is no RSA key of Entra's.
+        assert_eq!(
+            RsaPublicKey::from_der(&[0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x03]),
+            None
+        );
     }
 
     #[test]

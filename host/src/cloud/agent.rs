@@ -5,7 +5,6 @@ use super::Endpoints;
 use super::proxy::{ProxyPolicy, client};
 use crate::config::ProxyService;
 use anyhow::{Context, Result, bail};
-use ed25519_dalek::SigningKey;
 use std::time::Duration;
 use tether_cloud_api::agent::{HeartbeatRequest, HeartbeatResponse};
 use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, OAuthError, TokenResponse};
@@ -57,7 +56,7 @@ pub struct MachineIdentity<'a> {
     pub ca_pem: Option<&'a [u8]>,
     pub tenant: &'a str,
     pub principal_id: &'a str,
-    pub key: &'a SigningKey,
+    pub key: &'a dyn tether_cloud_api::jwt::JwsSigner,
 }
 
 /// A token for the agent service, for the machine whose identity is
@@ -68,7 +67,7 @@ pub fn machine_token(
     ca_pem: Option<&[u8]>,
     tenant: &str,
     principal_id: &str,
-    key: &SigningKey,
+    key: &dyn tether_cloud_api::jwt::JwsSigner,
 ) -> Result<String> {
     let audience = endpoints.agent_audience();
     let identity = MachineIdentity {

@@ -171,7 +171,7 @@ pub fn connect(
             os_name: os_release("ID").or_else(|| Some(std::env::consts::OS.to_string())),
             os_version: os_release("VERSION_ID"),
             agent_version: Some(env!("CARGO_PKG_VERSION").to_string()),
-            client_public_key: Some(tether_cloud_api::jwt::public_key_text(&key.verifying_key())),
+            client_public_key: Some(key.client_public_key()),
             private_link_scope_resource_id: request.private_link_scope.clone(),
             ..Default::default()
         },

@@ -6,7 +6,6 @@ use crate::cloud::{Endpoints, ProxyPolicy};
 use crate::config::Settings;
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result};
-use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -75,7 +74,7 @@ impl Registration {
 pub struct ConnectedMachine {
     pub registration: Registration,
     pub proxy: ProxyPolicy,
-    key: SigningKey,
+    key: super::machine_key::MachineKey,
 }
 
 impl ConnectedMachine {
