@@ -307,7 +307,22 @@ fn info_explains_every_property() -> TestResult {
         .args(["--json", "config", "info"])
         .output()?;
     let items: Vec<Value> = serde_json::from_slice(&out.stdout)?;
-    assert_eq!(items.len(), 11);
+    assert_eq!(items.len(), 12);
+    // azcmagent's settings for parts Tether lacks say so, and only they.
+    let inert: Vec<&str> = items
+        .iter()
+        .filter(|i| i["effect"] != "as described")
+        .filter_map(|i| i["key"].as_str())
+        .collect();
+    assert_eq!(
+        inert,
+        [
+            "guestconfiguration.enabled",
+            "guestconfiguration.agent.cpulimit",
+            "incomingconnections.enabled",
+            "incomingconnections.ports"
+        ]
+    );
     for item in &items {
         for field in ["meaning", "format", "default", "example"] {
             assert!(
@@ -326,5 +341,31 @@ fn info_explains_every_property() -> TestResult {
         .args(["config", "info", "proxy.bypass"])
         .output()?;
     assert!(stdout(&one).contains("AAD, ARM, Arc"));
+    assert!(!stdout(&one).contains("effect:"));
+    let inert = tether(home.path())
+        .args(["config", "info", "incomingconnections.ports"])
+        .output()?;
+    assert!(
+        stdout(&inert).contains("effect:  none. Tether accepts no incoming connections"),
+        "{}",
+        stdout(&inert)
+    );
+    // It is still a setting scripts can set and read back, checked as azcmagent's.
+    let set = tether(home.path())
+        .args(["config", "set", "guestconfiguration.agent.cpulimit", "10"])
+        .output()?;
+    assert!(set.status.success(), "{}", stderr(&set));
+    let bad = tether(home.path())
+        .args(["config", "set", "guestconfiguration.agent.cpulimit", "0"])
+        .output()?;
+    assert_eq!(bad.status.code(), Some(23));
+    assert_eq!(
+        stdout(
+            &tether(home.path())
+                .args(["config", "get", "guestconfiguration.agent.cpulimit"])
+                .output()?
+        ),
+        "10\n"
+    );
     Ok(())
 }

@@ -184,7 +184,7 @@ fn info(out: &Output, key: Option<&str>) -> anyhow::Result<Exit> {
     if out.is_json() {
         let items: Vec<Value> = properties
             .iter()
-            .map(|p| json!({"key": p.key, "meaning": p.meaning, "format": p.format, "default": p.default, "example": p.example, "list": p.is_list}))
+            .map(|p| json!({"key": p.key, "meaning": p.meaning, "format": p.format, "default": p.default, "example": p.example, "list": p.is_list, "effect": p.effect.unwrap_or("as described")}))
             .collect();
         out.json(&items);
         return Ok(Exit::Success);
@@ -206,6 +206,9 @@ fn info(out: &Output, key: Option<&str>) -> anyhow::Result<Exit> {
         ));
         out.line(format_args!("  default: {}", p.default));
         out.line(format_args!("  example: {}", p.example));
+        if let Some(effect) = p.effect {
+            out.line(format_args!("  effect:  none. {effect}"));
+        }
     }
     Ok(Exit::Success)
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 pub struct Settings {
     pub proxy: ProxySettings,
     pub extensions: ExtensionSettings,
-    pub guestconfiguration: Toggle,
+    pub guestconfiguration: GuestConfiguration,
     pub incomingconnections: IncomingConnections,
     pub config: ModeSettings,
 }
@@ -66,15 +66,21 @@ impl Default for AgentSettings {
     }
 }
 
+/// azcmagent's guest-configuration settings, kept so its scripts carry
+/// over; Tether has no guest-configuration agent (see [`Property::effect`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Toggle {
+pub struct GuestConfiguration {
     pub enabled: bool,
+    pub agent: AgentSettings,
 }
 
-impl Default for Toggle {
+impl Default for GuestConfiguration {
     fn default() -> Self {
-        Self { enabled: true }
+        Self {
+            enabled: true,
+            agent: AgentSettings::default(),
+        }
     }
 }
 
@@ -161,6 +167,10 @@ pub struct Property {
     pub is_list: bool,
     /// Whether monitor mode freezes it.
     pub frozen_in_monitor_mode: bool,
+    /// `None`: it acts as `meaning` says. Otherwise why it gates nothing:
+    /// settings azcmagent has for parts Tether does not have, kept so
+    /// operators' scripts that set them keep working.
+    pub effect: Option<&'static str>,
     get: fn(&Settings) -> serde_json::Value,
     set: fn(&mut Settings, &str, Edit) -> Result<(), String>,
     clear: fn(&mut Settings),
@@ -317,6 +327,7 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set proxy.url http://proxy.corp:3128",
         is_list: false,
         frozen_in_monitor_mode: false,
+        effect: None,
         get: |s| to_json(&s.proxy.url),
         set: |s, v, _| {
             s.proxy.url = validate_proxy_url(v)?;
@@ -332,6 +343,7 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set proxy.bypass AAD,ARM",
         is_list: true,
         frozen_in_monitor_mode: false,
+        effect: None,
         get: |s| to_json(&s.proxy.bypass),
         set: |s, v, edit| {
             let new = items(v)
@@ -351,6 +363,7 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set extensions.allowlist Contoso.Monitoring/Inventory --add",
         is_list: true,
         frozen_in_monitor_mode: true,
+        effect: None,
         get: |s| to_json(&s.extensions.allowlist),
         set: |s, v, edit| {
             let new = items(v)
@@ -372,6 +385,7 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set extensions.blocklist Contoso/Remote.Shell --add",
         is_list: true,
         frozen_in_monitor_mode: true,
+        effect: None,
         get: |s| to_json(&s.extensions.blocklist),
         set: |s, v, edit| {
             let new = items(v)
@@ -393,6 +407,7 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set extensions.enabled false",
         is_list: false,
         frozen_in_monitor_mode: false,
+        effect: None,
         get: |s| to_json(&s.extensions.enabled),
         set: |s, v, _| {
             s.extensions.enabled = parse_bool("extensions.enabled", v)?;
@@ -408,6 +423,7 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set extensions.agent.cpulimit 20",
         is_list: false,
         frozen_in_monitor_mode: false,
+        effect: None,
         get: |s| to_json(&s.extensions.agent.cpulimit),
         set: |s, v, _| {
             s.extensions.agent.cpulimit = v
@@ -428,6 +444,7 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set extensions.outbound.allowlocal true",
         is_list: false,
         frozen_in_monitor_mode: true,
+        effect: None,
         get: |s| to_json(&s.extensions.outbound.allowlocal),
         set: |s, v, _| {
             s.extensions.outbound.allowlocal = parse_bool("extensions.outbound.allowlocal", v)?;
@@ -443,12 +460,38 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set guestconfiguration.enabled false",
         is_list: false,
         frozen_in_monitor_mode: false,
+        effect: Some(
+            "Tether has no guest-configuration agent: kept for compatibility with azcmagent (and reported to the cloud in agentConfiguration); it gates nothing.",
+        ),
         get: |s| to_json(&s.guestconfiguration.enabled),
         set: |s, v, _| {
             s.guestconfiguration.enabled = parse_bool("guestconfiguration.enabled", v)?;
             Ok(())
         },
         clear: |s| s.guestconfiguration.enabled = true,
+    },
+    Property {
+        key: "guestconfiguration.agent.cpulimit",
+        meaning: "The share of one CPU azcmagent's guest-configuration agent may use, in percent.",
+        format: "a whole number from 1 to 100",
+        default: "5",
+        example: "tether config set guestconfiguration.agent.cpulimit 10",
+        is_list: false,
+        frozen_in_monitor_mode: false,
+        effect: Some(
+            "Tether has no guest-configuration agent: kept for compatibility with azcmagent (and reported to the cloud in agentConfiguration); it gates nothing.",
+        ),
+        get: |s| to_json(&s.guestconfiguration.agent.cpulimit),
+        set: |s, v, _| {
+            s.guestconfiguration.agent.cpulimit = v
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| format!("guestconfiguration.agent.cpulimit is a whole number from 1 to 100 (percent), not `{v}`"))?;
+            Ok(())
+        },
+        clear: |s| s.guestconfiguration.agent.cpulimit = 5,
     },
     Property {
         key: "incomingconnections.enabled",
@@ -458,6 +501,9 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set incomingconnections.enabled false",
         is_list: false,
         frozen_in_monitor_mode: false,
+        effect: Some(
+            "Tether accepts no incoming connections through the cloud (no SSH or RDP relay): kept for compatibility with azcmagent; it gates nothing.",
+        ),
         get: |s| to_json(&s.incomingconnections.enabled),
         set: |s, v, _| {
             s.incomingconnections.enabled = parse_bool("incomingconnections.enabled", v)?;
@@ -473,6 +519,9 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set incomingconnections.ports 22,3389",
         is_list: true,
         frozen_in_monitor_mode: false,
+        effect: Some(
+            "Tether accepts no incoming connections through the cloud (no SSH or RDP relay): kept for compatibility with azcmagent; it gates nothing.",
+        ),
         get: |s| to_json(&s.incomingconnections.ports),
         set: |s, v, edit| {
             let new = items(v)
@@ -492,6 +541,7 @@ pub static PROPERTIES: &[Property] = &[
         example: "tether config set config.mode monitor",
         is_list: false,
         frozen_in_monitor_mode: false,
+        effect: None,
         get: |s| to_json(&s.config.mode),
         set: |s, v, _| {
             s.config.mode = match v.trim().to_ascii_lowercase().as_str() {

@@ -917,6 +917,55 @@ pub(crate) fn settle_sign_in(cloud: &Cloud, id: &str, object_id: Option<String>)
 }
 
 /// `GET /{tenant}/discovery/v2.0/keys`
+/// `GET /common/discovery/instance?authorization_endpoint=…`: Entra's
+/// instance discovery, for MSAL clients told to ask tether-cloud (MSAL for
+/// Python: `instance_discovery="{url}/common/discovery/instance"`): where
+/// the tenant's OIDC document is, and the host's aliases (itself only).
+pub async fn instance_discovery(
+    State(cloud): State<Arc<Cloud>>,
+    Query(params): Query<Params>,
+) -> Response {
+    let endpoint = params
+        .get("authorization_endpoint")
+        .and_then(|e| url::Url::parse(e).ok());
+    let base = url::Url::parse(&cloud.base_url).ok();
+    let tenant = match (&endpoint, &base) {
+        // By host, as Entra matches it (MSAL names the instance without
+        // its port).
+        (Some(endpoint), Some(base)) if endpoint.host_str() == base.host_str() => endpoint
+            .path_segments()
+            .and_then(|mut s| s.next())
+            .filter(|t| known_tenant(&cloud, t).is_ok())
+            .map(str::to_string),
+        _ => None,
+    };
+    let Some(tenant) = tenant else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "error": "invalid_instance",
+                "error_description": "AADSTS50049: Unknown or invalid instance: the authorization endpoint is not one of this cloud's tenants.",
+            })),
+        )
+            .into_response();
+    };
+    let host = base
+        .as_ref()
+        .and_then(|b| {
+            b.host_str().map(|h| match b.port() {
+                Some(port) => format!("{h}:{port}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_default();
+    Json(json!({
+        "tenant_discovery_endpoint": format!("{}/{tenant}/v2.0/.well-known/openid-configuration", cloud.base_url),
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+    }))
+    .into_response()
+}
+
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`: what MSAL-based
 /// clients (azure-identity among them) read before any sign-in, to find the
 /// token endpoint. The fields Entra's document has and tether-cloud serves.

@@ -352,6 +352,10 @@ fn router(cloud: Arc<Cloud>) -> Router {
         )
         .route("/{tenant}/oauth2/v2.0/token", post(identity::token))
         .route(
+            "/{tenant}/discovery/instance",
+            get(identity::instance_discovery),
+        )
+        .route(
             "/{tenant}/oauth2/v2.0/devicecode",
             post(identity::devicecode),
         )

@@ -255,5 +255,6 @@ fn azure_identity_device_code_and_msal_accounts_with_rotating_refresh_tokens() -
     assert_eq!(seen["renewed"], true, "{seen}");
     assert_eq!(seen["rotated"], true, "{seen}");
     assert_eq!(seen["oldRefresh"], "invalid_grant", "{seen}");
+    assert_eq!(seen["unknownInstance"], "invalid_instance", "{seen}");
     Ok(())
 }

@@ -45,8 +45,11 @@ seen["record"] = {"username": record.username, "tenantId": record.tenant_id, "ho
 first = credential.get_token(SCOPE)
 seen["silentFromCache"] = credential.get_token(SCOPE).token == first.token
 
+# Instance discovery asked of tether-cloud, not of Microsoft's cloud.
 app = msal.PublicClientApplication(
-    os.environ["TC_PUBLIC_CLIENT"], authority=f"{URL}/{TENANT}", instance_discovery=False
+    os.environ["TC_PUBLIC_CLIENT"],
+    authority=f"{URL}/{TENANT}",
+    instance_discovery=f"{URL}/common/discovery/instance",
 )
 flow = app.initiate_device_flow(scopes=[SCOPE])
 approve(flow["user_code"])
@@ -58,6 +61,15 @@ seen["accounts"] = [a.get("username") for a in accounts]
 renewed = app.acquire_token_silent([SCOPE], account=accounts[0], force_refresh=True) if accounts else None
 seen["renewed"] = bool(renewed and "access_token" in renewed)
 seen["rotated"] = bool(renewed and renewed.get("refresh_token") and renewed["refresh_token"] != old_refresh)
+try:
+    msal.PublicClientApplication(
+        os.environ["TC_PUBLIC_CLIENT"],
+        authority=f"{URL}/00000000-0000-0000-0000-000000000000",
+        instance_discovery=f"{URL}/common/discovery/instance",
+    ).initiate_device_flow(scopes=[SCOPE])
+    seen["unknownInstance"] = "accepted"
+except ValueError as e:
+    seen["unknownInstance"] = str(e).split(":")[0]
 # The refresh token that was redeemed is spent.
 form = urllib.parse.urlencode(
     {"grant_type": "refresh_token", "client_id": os.environ["TC_PUBLIC_CLIENT"], "refresh_token": old_refresh or "", "scope": SCOPE}
