@@ -12,6 +12,7 @@ pub mod logfile;
 pub mod metadata;
 pub mod notify;
 mod rate_limit;
+mod report;
 mod tokens;
 pub mod unit;
 pub mod windows;

@@ -887,6 +887,7 @@ fn the_azure_sdks_managed_identity_credential_gets_the_machine_token_from_the_se
         &[("TETHER_IDENTITY_TOKENS_DIR", ARC_TOKENS)],
     )?;
     assert_eq!(service.status()?["live"]["identityTokensDir"], ARC_TOKENS);
+    service.wait_until("a heartbeat", |l| !l["lastHeartbeat"].is_null())?;
     let base = service.metadata()?;
     let registration: Value =
         serde_json::from_slice(&std::fs::read(home.path().join("registration.json"))?)?;
@@ -949,6 +950,11 @@ fn the_azure_sdks_managed_identity_credential_gets_the_machine_token_from_the_se
     assert_eq!(direct["xms_mirid"], resource_id, "{seen}");
     assert_eq!(seen["machine"]["id"], resource_id);
     assert_eq!(seen["machine"]["name"], "svc-arc-mi");
+    // serviceStatuses and agentConfiguration in the specification's shape.
+    assert_eq!(seen["extensionService"], "running", "{seen}");
+    assert_eq!(seen["guestConfigurationService"], "disabled");
+    assert_eq!(seen["extensionsEnabled"], "true");
+    assert_eq!(seen["configMode"], "full");
     assert!(service.stop()?.success());
     Ok(())
 }

@@ -102,12 +102,56 @@ pub struct MachineProperties {
     pub client_public_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_link_scope_resource_id: Option<String>,
+    /// An [`AgentConfiguration`], as the machine last reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_configuration: Option<Value>,
+    /// [`ServiceStatuses`], as the machine last reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_statuses: Option<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub error_details: Vec<ErrorDetail>,
+}
+
+/// `properties.serviceStatuses`, in the specification's names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatuses {
+    pub extension_service: ServiceStatus,
+    pub guest_configuration_service: ServiceStatus,
+}
+
+/// One service: `status` (`running`, `stopped`, `disabled`) and
+/// `startupType` (`automatic`, `manual`, `disabled`), strings both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub status: String,
+    pub startup_type: String,
+}
+
+/// `properties.agentConfiguration`, in the specification's names and
+/// types: the flags are the strings `"true"`/`"false"`, as ARM has them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentConfiguration {
+    pub proxy_url: String,
+    pub incoming_connections_ports: Vec<String>,
+    pub extensions_allow_list: Vec<ConfigurationExtension>,
+    pub extensions_block_list: Vec<ConfigurationExtension>,
+    pub proxy_bypass: Vec<String>,
+    pub extensions_enabled: String,
+    pub guest_configuration_enabled: String,
+    /// `full` or `monitor`.
+    pub config_mode: String,
+}
+
+/// An allow- or blocklist entry: `publisher` and `type`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationExtension {
+    pub publisher: String,
+    #[serde(rename = "type")]
+    pub extension_type: String,
 }
 
 /// An extension on a machine.

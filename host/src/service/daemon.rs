@@ -441,13 +441,12 @@ impl Service {
         let audience = registration.endpoints.agent_audience();
         let beat = HeartbeatRequest {
             agent_version: env!("CARGO_PKG_VERSION").into(),
-            service_statuses: json!({"tether": {"status": "running", "startupType": "automatic"}}),
-            agent_configuration: json!({
-                "configMode": settings.config.mode,
-                "extensionsEnabled": settings.extensions.enabled,
-                "guestConfigurationEnabled": settings.guestconfiguration.enabled,
-                "proxyUrl": settings.proxy.url,
-            }),
+            service_statuses: serde_json::to_value(super::report::service_statuses())
+                .unwrap_or_default(),
+            agent_configuration: serde_json::to_value(super::report::agent_configuration(
+                &settings,
+            ))
+            .unwrap_or_default(),
             extensions: installed(&self.state)
                 .into_iter()
                 .map(|e| ExtensionSummary {

@@ -11,6 +11,7 @@ import urllib.request
 import msal
 import requests
 from azure.identity import ManagedIdentityCredential
+from azure.mgmt.hybridcompute.models import Machine
 
 resource = os.environ["TC_RESOURCE"]
 credential = ManagedIdentityCredential()
@@ -27,6 +28,10 @@ request = urllib.request.Request(
 )
 with urllib.request.urlopen(request) as answer:
     machine = json.load(answer)
+# What the agent reported, read through the SDK's own model.
+model = Machine(machine)
+statuses = model.properties.service_statuses
+configuration = model.properties.agent_configuration
 
 print(
     json.dumps(
@@ -40,6 +45,10 @@ print(
                 "error": direct.get("error_description"),
             },
             "machine": {"id": machine["id"], "name": machine["name"]},
+            "extensionService": statuses.extension_service.status,
+            "guestConfigurationService": statuses.guest_configuration_service.status,
+            "extensionsEnabled": configuration.extensions_enabled,
+            "configMode": configuration.config_mode,
         }
     )
 )
