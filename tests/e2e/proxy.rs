@@ -40,6 +40,21 @@ fn proxied_services_go_through_the_proxy_and_bypassed_ones_go_direct() -> TestRe
             via_proxy,
             "{e}"
         );
+        // azcmagent check's columns.
+        assert!(
+            e["endpoint"]
+                .as_str()
+                .is_some_and(|u| cloud.url.starts_with(u)),
+            "{e}"
+        );
+        assert_eq!(e["private"], false);
+        assert_eq!(e["tls"], "none", "plain HTTP on loopback: {e}");
+        let expected = if via_proxy {
+            proxy.url.as_str()
+        } else {
+            "bypassed"
+        };
+        assert_eq!(e["proxyStatus"], expected, "{e}");
     }
 
     // The proxy saw identity, agent service and gallery, never ARM.
@@ -143,7 +158,7 @@ fn check_reports_a_faulted_endpoint_as_unreachable() -> TestResult {
     let by_name = |n: &str| {
         report["endpoints"]
             .as_array()
-            .and_then(|a| a.iter().find(|e| e["endpoint"] == n).cloned())
+            .and_then(|a| a.iter().find(|e| e["name"] == n).cloned())
             .unwrap_or_default()
     };
     assert_eq!(by_name("agentService")["reachable"], false);

@@ -65,19 +65,19 @@ pub fn run(out: &Output, args: CheckArgs) -> anyhow::Result<Exit> {
         } else {
             "UNREACHABLE".into()
         };
-        let tls = match e.tls_valid {
-            Some(true) => ", TLS valid",
-            Some(false) => ", TLS INVALID",
-            None => "",
+        let tls = match e.tls {
+            "valid" => ", TLS valid",
+            "invalid" => ", TLS INVALID",
+            _ => "",
         };
-        let private = match e.private_address {
-            Some(true) => ", private address",
-            Some(false) => ", public address",
-            None => "",
+        let private = match (e.private_checked, e.private) {
+            (true, true) => ", private address",
+            (true, false) => ", public address",
+            _ => "",
         };
         out.line(format_args!(
             "{:<16} {:<4} {state}{tls}{private}, {} ms, {via} ({})  {}",
-            e.endpoint,
+            e.name,
             e.service.name(),
             e.latency_ms,
             e.route,

@@ -10,24 +10,33 @@ use std::net::ToSocketAddrs;
 use std::time::Instant;
 use url::Url;
 
+/// One endpoint's row. The first five fields are azcmagent check's
+/// (`endpoint`, `reachable`, `private`, `tls`, `proxyStatus`); the rest are
+/// Tether's details.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointCheck {
+    /// The service's origin, as azcmagent names endpoints.
+    pub endpoint: String,
+    pub reachable: bool,
+    /// Whether the name resolves to a private address (as it does behind a
+    /// private link); only looked at with `--enable-pls-check`.
+    pub private: bool,
+    /// `valid`, `invalid`, or `none` (plain HTTP, or no answer at all).
+    pub tls: &'static str,
+    /// `not set`, `bypassed`, or the proxy's URL.
+    pub proxy_status: String,
     /// identity, resourceManager, agentService, gallery.
-    pub endpoint: &'static str,
+    pub name: &'static str,
     pub service: ProxyService,
     pub url: String,
-    pub reachable: bool,
     pub status: Option<u16>,
     /// `None`: direct.
     pub proxy: Option<String>,
     pub route: String,
-    /// Whether TLS verified; `None` for plain HTTP.
-    pub tls_valid: Option<bool>,
     pub latency_ms: u64,
-    /// With `--enable-pls-check`: whether the name resolves to a private
-    /// address (as it does behind a private link).
-    pub private_address: Option<bool>,
+    /// Whether `private` was looked at (`--enable-pls-check`).
+    pub private_checked: bool,
     pub error: Option<String>,
 }
 
@@ -99,18 +108,26 @@ fn probe(
 ) -> EndpointCheck {
     let route = proxy.route(service, &url);
     let https = url.scheme() == "https";
-    let private_address = private_link.then(|| resolves_privately(&url));
+    let private = private_link && resolves_privately(&url);
+    let proxy_status = match &route.proxy {
+        Some(p) => super::proxy::mask_credentials(p),
+        None if proxy.bypass.contains(&service) => "bypassed".into(),
+        None => "not set".into(),
+    };
     let mut check = EndpointCheck {
-        endpoint,
+        endpoint: url.origin().ascii_serialization(),
+        reachable: false,
+        private,
+        tls: "none",
+        proxy_status,
+        name: endpoint,
         service,
         url: url.to_string(),
-        reachable: false,
         status: None,
         proxy: route.proxy.clone(),
         route: route.reason.clone(),
-        tls_valid: None,
         latency_ms: 0,
-        private_address,
+        private_checked: private_link,
         error: None,
     };
     let started = Instant::now();
@@ -122,14 +139,18 @@ fn probe(
         Ok(response) => {
             check.reachable = true;
             check.status = Some(response.status().as_u16());
-            check.tls_valid = https.then_some(true);
+            if https {
+                check.tls = "valid";
+            }
         }
         Err(e) => {
             let text = format!("{e:#}");
             let tls_problem = ["certificate", "tls", "handshake", "UnknownIssuer"]
                 .iter()
                 .any(|w| text.to_lowercase().contains(&w.to_lowercase()));
-            check.tls_valid = (https && tls_problem).then_some(false);
+            if https && tls_problem {
+                check.tls = "invalid";
+            }
             check.error = Some(text);
         }
     }
