@@ -119,6 +119,45 @@ pub fn restrict_to_administrators(dir: &std::path::Path) -> std::io::Result<()> 
     .or_else(|_| set(ADMINISTRATORS_ONLY, dacl))
 }
 
+/// The machine-wide environment (what services and new sessions start
+/// with), where azcmagent puts `IDENTITY_ENDPOINT` and `IMDS_ENDPOINT`.
+#[cfg(windows)]
+const MACHINE_ENVIRONMENT: &str = r"SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
+
+/// Sets `name` in the machine-wide environment (`None` removes it).
+#[cfg(windows)]
+pub fn set_machine_environment(name: &str, value: Option<&str>) -> std::io::Result<()> {
+    use windows_sys::Win32::System::Registry::{
+        HKEY_LOCAL_MACHINE, REG_SZ, RegDeleteKeyValueW, RegSetKeyValueW,
+    };
+    let key = wide(std::ffi::OsStr::new(MACHINE_ENVIRONMENT));
+    let name = wide(std::ffi::OsStr::new(name));
+    // SAFETY: NUL-terminated key and value names and data, alive for the
+    // call; the data length is in bytes, terminator included.
+    let status = unsafe {
+        match value {
+            Some(value) => {
+                let data = wide(std::ffi::OsStr::new(value));
+                RegSetKeyValueW(
+                    HKEY_LOCAL_MACHINE,
+                    key.as_ptr(),
+                    name.as_ptr(),
+                    REG_SZ,
+                    data.as_ptr().cast(),
+                    u32::try_from(data.len() * 2).unwrap_or(u32::MAX),
+                )
+            }
+            None => RegDeleteKeyValueW(HKEY_LOCAL_MACHINE, key.as_ptr(), name.as_ptr()),
+        }
+    };
+    const ERROR_FILE_NOT_FOUND: u32 = 2;
+    match status {
+        0 => Ok(()),
+        ERROR_FILE_NOT_FOUND if value.is_none() => Ok(()),
+        code => Err(std::io::Error::from_raw_os_error(code as i32)),
+    }
+}
+
 /// Whether the client of a connected named pipe is SYSTEM or a member of
 /// Administrators: the pipe's server impersonates it, reads the thread's
 /// token, and reverts before anything else runs on this thread.

@@ -70,16 +70,29 @@ WantedBy=multi-user.target
     )
 }
 
-/// The service manager's drop-in that gives every service on the machine
-/// the identity endpoint's address, as azcmagent's does: the Azure SDKs'
-/// managed-identity credentials find Azure Arc by `IDENTITY_ENDPOINT` and
-/// `IMDS_ENDPOINT`.
-pub fn manager_environment() -> String {
+/// `IDENTITY_ENDPOINT` and `IMDS_ENDPOINT`, by which the Azure SDKs'
+/// managed-identity credentials find Azure Arc, as azcmagent sets them
+/// for the machine: a systemd manager drop-in on Linux, the machine-wide
+/// environment on Windows.
+pub fn identity_environment() -> [(&'static str, String); 2] {
     let base = format!("http://localhost:{}", super::metadata::DEFAULT_PORT);
+    [
+        (
+            "IDENTITY_ENDPOINT",
+            format!("{base}/metadata/identity/oauth2/token"),
+        ),
+        ("IMDS_ENDPOINT", base),
+    ]
+}
+
+/// The service manager's drop-in that gives every service on the machine
+/// [`identity_environment`].
+pub fn manager_environment() -> String {
+    let [(identity_name, identity), (imds_name, imds)] = identity_environment();
     format!(
         "# Written by `tether service install`; `tether service uninstall` removes it.
 [Manager]
-DefaultEnvironment=\"IDENTITY_ENDPOINT={base}/metadata/identity/oauth2/token\" \"IMDS_ENDPOINT={base}\"
+DefaultEnvironment=\"{identity_name}={identity}\" \"{imds_name}={imds}\"
 "
     )
 }

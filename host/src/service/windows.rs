@@ -107,6 +107,12 @@ mod imp {
             .context("could not register the service (is it installed already?)")?;
         let _ = service
             .set_description("Connects this machine to its control plane and hosts its extensions");
+        // Services and sessions started from now on (the SCM's own after a
+        // restart) find the identity endpoint, as azcmagent's install does.
+        for (name, value) in crate::service::unit::identity_environment() {
+            crate::platform::set_machine_environment(name, Some(&value))
+                .with_context(|| format!("could not set {name} for the machine"))?;
+        }
         if start {
             start_when_unlocked(&service).context("the service is registered but did not start")?;
         }
@@ -149,6 +155,10 @@ mod imp {
             let _ = service.stop();
         }
         service.delete().context("could not delete the service")?;
+        for (name, _) in crate::service::unit::identity_environment() {
+            crate::platform::set_machine_environment(name, None)
+                .with_context(|| format!("could not remove {name} from the machine"))?;
+        }
         let mut done = status(dir);
         done.installed = false;
         Ok(done)
