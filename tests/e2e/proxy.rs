@@ -167,3 +167,31 @@ fn check_reports_a_faulted_endpoint_as_unreachable() -> TestResult {
     assert_eq!(by_name("resourceManager")["reachable"], true);
     Ok(())
 }
+
+#[test]
+fn a_ca_certificate_that_cannot_be_read_or_is_no_certificate_is_refused_clearly() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let not_pem = home.path().join("ca.txt");
+    std::fs::write(&not_pem, "hello")?;
+    for (file, says) in [
+        (
+            home.path().join("missing.pem"),
+            "could not read the CA certificate",
+        ),
+        (not_pem, "is not a PEM certificate"),
+    ] {
+        for command in [
+            &["check"][..],
+            &["login", "--use-device-code", "--tenant-id", "t"][..],
+        ] {
+            let out = tether(home.path())
+                .args(command)
+                .arg("--cloud-ca-cert")
+                .arg(&file)
+                .output()?;
+            assert_eq!(out.status.code(), Some(3), "{command:?}: {}", stderr(&out));
+            assert!(stderr(&out).contains(says), "{}", stderr(&out));
+        }
+    }
+    Ok(())
+}

@@ -2,11 +2,9 @@
 
 use super::sign_in::SignIn;
 use crate::cloud::Endpoints;
-use crate::cloud::proxy::{ProxyPolicy, client};
-use crate::config::ProxyService;
-use anyhow::{Context, Result};
+use crate::cloud::proxy::ProxyPolicy;
+use anyhow::Result;
 use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, OAuthError, TokenResponse};
-use url::Url;
 
 /// The public client id Tether signs users in as.
 pub const AGENT_CLIENT_ID: &str = "tether-agent";
@@ -19,64 +17,9 @@ pub struct AuthFailure {
     pub message: String,
 }
 
-/// Where and how to reach the identity endpoint.
-pub(super) struct Identity<'a> {
-    pub endpoints: &'a Endpoints,
-    pub proxy: &'a ProxyPolicy,
-    pub ca_pem: Option<&'a [u8]>,
-}
-
-impl Identity<'_> {
-    pub fn url(&self, tenant: &str, path: &str) -> Result<Url> {
-        self.endpoints
-            .login
-            .join(&format!("{tenant}/oauth2/v2.0/{path}"))
-            .context("the cloud's login endpoint is not a URL")
-    }
-
-    pub fn http(&self, url: &Url) -> Result<reqwest::blocking::Client> {
-        client(&self.proxy.route(ProxyService::Aad, url), self.ca_pem)
-    }
-
-    /// ARM's `.default` scope.
-    pub fn arm_scope(&self) -> String {
-        let audience = self.endpoints.arm_audience();
-        format!("{}/.default", audience.trim_end_matches('/'))
-    }
-
-    /// POSTs a token request; an Entra error becomes `Err(OAuthError)`.
-    pub fn token(
-        &self,
-        tenant: &str,
-        form: &[(&str, &str)],
-    ) -> Result<Result<TokenResponse, OAuthError>> {
-        let url = self.url(tenant, "token")?;
-        let response = self
-            .http(&url)?
-            .post(url.clone())
-            .form(form)
-            .send()
-            .map_err(crate::cloud::unreachable(format!(
-                "the identity endpoint {}",
-                url.origin().ascii_serialization()
-            )))?;
-        if response.status().is_success() {
-            return Ok(Ok(response
-                .json()
-                .context("the identity endpoint's token could not be read")?));
-        }
-        let status = response.status();
-        let text = response.text().unwrap_or_default();
-        Ok(Err(serde_json::from_str(&text).unwrap_or(OAuthError {
-            error: format!("http_{}", status.as_u16()),
-            error_description: text.chars().take(200).collect(),
-            error_codes: Vec::new(),
-            timestamp: None,
-            trace_id: None,
-            correlation_id: None,
-        })))
-    }
-}
+/// Where and how to reach the identity endpoint: the one client every
+/// sign-in and the machine identity use.
+pub(super) use crate::cloud::identity_endpoint::IdentityEndpoint as Identity;
 
 fn failed(method: &'static str, e: OAuthError) -> anyhow::Error {
     AuthFailure {

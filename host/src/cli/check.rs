@@ -26,15 +26,12 @@ pub struct CheckArgs {
 
 pub fn run(out: &Output, args: CheckArgs) -> anyhow::Result<Exit> {
     let spec = CloudSpec::parse(&args.cloud).map_err(|e| coded(Exit::Usage, format!("{e:#}")))?;
-    let ca = match &args.cloud_ca_cert {
-        Some(path) => Some(std::fs::read(path).map_err(|e| {
-            coded(
-                Exit::BadInput,
-                format!("could not read the CA certificate {}: {e}", path.display()),
-            )
-        })?),
-        None => None,
-    };
+    let ca = args
+        .cloud_ca_cert
+        .as_deref()
+        .map(crate::cloud::read_ca_certificate)
+        .transpose()?
+        .map(String::into_bytes);
     let settings = SettingsStore::new(&StateRoot::from_env()).load()?;
     let report = check::run(&settings, &spec, ca.as_deref(), args.enable_pls_check)
         .map_err(|e| coded(Exit::Network, format!("{e:#}")))?;

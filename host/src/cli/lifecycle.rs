@@ -166,21 +166,13 @@ fn lifecycle_error(e: anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// The sign-in the flags name; without any, the `tether login` session
-/// when there is one; else the interactive default.
 fn resolve_sign_in(
     flags: &SignInFlags,
     state: &StateRoot,
     settings: &crate::config::Settings,
 ) -> anyhow::Result<SignIn> {
-    if flags.is_empty()
-        && let Some(from_session) =
-            crate::auth::session::sign_in_from_session(state, &ProxyPolicy::from_settings(settings))
-                .map_err(lifecycle_error)?
-    {
-        return Ok(from_session);
-    }
-    SignIn::from_flags(flags).map_err(|e| coded(Exit::Usage, format!("{e:#}")))
+    crate::auth::resolve(flags, state, &ProxyPolicy::from_settings(settings))
+        .map_err(lifecycle_error)
 }
 
 /// Keeps the failure for `show`'s last error.
@@ -241,15 +233,11 @@ pub fn run_connect(out: &Output, mut args: ConnectArgs) -> anyhow::Result<Exit> 
         correlation_id: args.correlation_id.clone(),
         private_link_scope: args.private_link_scope.clone(),
         cloud: args.cloud.clone().unwrap_or_else(|| "AzureCloud".into()),
-        cloud_ca_cert: match &args.cloud_ca_cert {
-            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-                coded(
-                    Exit::BadInput,
-                    format!("could not read the CA certificate {}: {e}", p.display()),
-                )
-            })?),
-            None => None,
-        },
+        cloud_ca_cert: args
+            .cloud_ca_cert
+            .as_deref()
+            .map(crate::cloud::read_ca_certificate)
+            .transpose()?,
         ignore_network_check: args.ignore_network_check,
         sign_in: SignIn::AccessToken(String::new()),
     };
@@ -491,24 +479,20 @@ pub fn run_reset(out: &Output, mut args: ResetArgs) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Success);
     }
-    let mut last = String::new();
-    loop {
-        let status = reset::status(&state)?.unwrap_or_else(|| started.clone());
-        let line = format!("{:>3}% {}", status.percent_complete, status.step);
-        if line != last && !out.is_json() {
-            out.note(&line);
-            last = line;
+    let done = reset::wait(&state, &started, &mut |status| {
+        if !out.is_json() {
+            out.note(format_args!(
+                "{:>3}% {}",
+                status.percent_complete, status.step
+            ));
         }
-        if status.is_done() {
-            print_reset(out, &status);
-            return Ok(if status.state == "Succeeded" {
-                Exit::Success
-            } else {
-                Exit::ArmDeleteFailed
-            });
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    })?;
+    print_reset(out, &done);
+    Ok(if done.state == "Succeeded" {
+        Exit::Success
+    } else {
+        Exit::ArmDeleteFailed
+    })
 }
 
 fn print_reset(out: &Output, status: &crate::lifecycle::reset::ResetStatus) {
@@ -549,15 +533,11 @@ pub fn run_login(out: &Output, mut args: LoginArgs) -> anyhow::Result<Exit> {
     let state = StateRoot::from_env();
     let settings = SettingsStore::new(&state).load()?;
     let proxy = ProxyPolicy::from_settings(&settings);
-    let ca = match &args.cloud_ca_cert {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-            coded(
-                Exit::BadInput,
-                format!("could not read the CA certificate {}: {e}", p.display()),
-            )
-        })?),
-        None => None,
-    };
+    let ca = args
+        .cloud_ca_cert
+        .as_deref()
+        .map(crate::cloud::read_ca_certificate)
+        .transpose()?;
     let spec = crate::cloud::CloudSpec::parse(&args.cloud)
         .map_err(|e| coded(Exit::Usage, format!("{e:#}")))?;
     let endpoints =

@@ -4,10 +4,10 @@
 use super::Endpoints;
 use super::proxy::{ProxyPolicy, client};
 use crate::config::ProxyService;
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use std::time::Duration;
 use tether_cloud_api::agent::{HeartbeatRequest, HeartbeatResponse};
-use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, OAuthError, TokenResponse};
+use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, TokenResponse};
 
 /// The cloud answered with an error status. Carries `Retry-After` (on 429
 /// and 503), which the service's backoff honours.
@@ -20,7 +20,7 @@ pub struct Refused {
     pub body: String,
 }
 
-fn refused(response: reqwest::blocking::Response, what: &'static str) -> anyhow::Error {
+pub(super) fn refused(response: reqwest::blocking::Response, what: &'static str) -> anyhow::Error {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -84,11 +84,12 @@ pub fn machine_token(
 /// A token for `resource` (an audience such as ARM's), signed in as the
 /// machine with a client assertion made with its key.
 pub fn token_for(identity: &MachineIdentity<'_>, resource: &str) -> Result<TokenResponse> {
-    let token_url = identity
-        .endpoints
-        .login
-        .join(&format!("{}/oauth2/v2.0/token", identity.tenant))
-        .context("bad login endpoint")?;
+    let endpoint = super::identity_endpoint::IdentityEndpoint {
+        endpoints: identity.endpoints,
+        proxy: identity.proxy,
+        ca_pem: identity.ca_pem,
+    };
+    let token_url = endpoint.url(identity.tenant, "token")?;
     let scope = format!("{}/.default", resource.trim_end_matches('/'));
     let jti = hex::encode(crate::util::random_bytes::<16>());
     let assertion = tether_cloud_api::jwt::client_assertion(
@@ -99,36 +100,23 @@ pub fn token_for(identity: &MachineIdentity<'_>, resource: &str) -> Result<Token
         crate::util::now(),
         &jti,
     );
-    let http = client(
-        &identity.proxy.route(ProxyService::Aad, &token_url),
-        identity.ca_pem,
-    )?;
-    let response = http
-        .post(token_url)
-        .form(&[
+    let answer = endpoint.token(
+        identity.tenant,
+        &[
             ("grant_type", "client_credentials"),
             ("client_id", identity.principal_id),
             ("client_assertion_type", JWT_BEARER_ASSERTION),
             ("client_assertion", &assertion),
             ("scope", &scope),
-        ])
-        .send()
-        .map_err(super::unreachable("the identity endpoint"))?;
-    if response.status().is_success() {
-        return Ok(response.json::<TokenResponse>()?);
-    }
-    let status = response.status();
-    if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        return Err(refused(response, "the identity endpoint is unavailable"));
-    }
-    let e: OAuthError = response
-        .json()
-        .context("the identity endpoint's error could not be read")?;
-    bail!(
-        "the machine identity was refused: {} ({})",
-        e.error_description,
-        e.error
-    )
+        ],
+    )?;
+    answer.map_err(|e| {
+        anyhow::anyhow!(
+            "the machine identity was refused: {} ({})",
+            e.error_description,
+            e.error
+        )
+    })
 }
 
 /// Sends one heartbeat.

@@ -140,8 +140,34 @@ fn no_proxy_matches(entries: &[String], host: &str) -> bool {
 }
 
 /// A blocking HTTP client for one route, trusting `ca_pem` besides the
-/// system's roots when given.
+/// system's roots when given. One per route and CA for the process, reused:
+/// each blocking client runs a thread and keeps its connections, so the
+/// service's heartbeats and token renewals do not build one per request.
 pub fn client(route: &Route, ca_pem: Option<&[u8]>) -> Result<reqwest::blocking::Client> {
+    type Key = (Option<String>, Option<[u8; 32]>);
+    static CLIENTS: std::sync::Mutex<Vec<(Key, reqwest::blocking::Client)>> =
+        std::sync::Mutex::new(Vec::new());
+    // A process sees a handful of routes; the bound is for the unexpected.
+    const MAX_CLIENTS: usize = 16;
+    let key: Key = (
+        route.proxy.clone(),
+        ca_pem.map(|p| *blake3::hash(p).as_bytes()),
+    );
+    let mut clients = CLIENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(client.clone());
+    }
+    let client = build_client(route, ca_pem)?;
+    if clients.len() >= MAX_CLIENTS {
+        clients.remove(0);
+    }
+    clients.push((key, client.clone()));
+    Ok(client)
+}
+
+fn build_client(route: &Route, ca_pem: Option<&[u8]>) -> Result<reqwest::blocking::Client> {
     crate::cloud::proxy::install_crypto();
     let mut builder = reqwest::blocking::Client::builder()
         .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))

@@ -156,3 +156,25 @@ pub fn run(manager: &mut Manager, settings: &Settings, id: &str) -> Result<()> {
     }
     save(state, &status)
 }
+
+/// Follows the reset `started` until it ends; `progress` sees each new
+/// state (percent and step) once.
+pub fn wait(
+    state: &StateRoot,
+    started: &ResetStatus,
+    progress: &mut dyn FnMut(&ResetStatus),
+) -> Result<ResetStatus> {
+    let mut last: Option<(u8, String)> = None;
+    loop {
+        let status = status(state)?.unwrap_or_else(|| started.clone());
+        let seen = (status.percent_complete, status.step.clone());
+        if last.as_ref() != Some(&seen) {
+            progress(&status);
+            last = Some(seen);
+        }
+        if status.is_done() {
+            return Ok(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
