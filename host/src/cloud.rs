@@ -23,16 +23,9 @@ pub struct Unreachable {
 /// Turns a request that got no answer into [`Unreachable`], naming `what`.
 pub fn unreachable(what: impl Into<String>) -> impl FnOnce(reqwest::Error) -> anyhow::Error {
     move |error| {
-        let mut cause = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(inner) = source {
-            cause.push_str(": ");
-            cause.push_str(&inner.to_string());
-            source = inner.source();
-        }
         Unreachable {
             what: what.into(),
-            cause,
+            cause: crate::util::error_chain(&error),
         }
         .into()
     }

@@ -34,3 +34,16 @@ pub fn guid() -> String {
         &h[20..32]
     )
 }
+
+/// An error and every cause below it, `: `-separated (reqwest's own
+/// message names only the outermost).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -224,15 +224,22 @@ fn yaml_config_with_the_command_line_winning() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn certificate_and_access_token_sign_ins() -> TestResult {
-    let cloud = Cloud::start()?;
+/// A service principal with a certificate tether-cloud generated (its PEM
+/// in `certificatePem`), administrator of the subscription.
+fn certificate_principal(cloud: &Cloud) -> anyhow::Result<Value> {
     let admin = cloud.cloud.admin()?;
     let sp = admin.post(
         "/servicePrincipals",
         serde_json::json!({"tenantId": cloud.tenant(), "certificate": "generate"}),
     )?;
     admin.post("/roleAssignments", serde_json::json!({"principalId": sp["clientId"], "role": "administrator", "scope": format!("/subscriptions/{}", cloud.sub())}))?;
+    Ok(sp)
+}
+
+#[test]
+fn certificate_and_access_token_sign_ins() -> TestResult {
+    let cloud = Cloud::start()?;
+    let sp = certificate_principal(&cloud)?;
     let pem = cloud.dir.path().join("sp.pem");
     std::fs::write(&pem, sp["certificatePem"].as_str().unwrap_or_default())?;
     let mut target = cloud.target();
@@ -756,12 +763,7 @@ fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
 #[test]
 fn rsa_certificates_sign_in_from_pem_pkcs1_and_pfx_and_other_keys_are_refused() -> TestResult {
     let cloud = Cloud::start()?;
-    let admin = cloud.cloud.admin()?;
-    let sp = admin.post(
-        "/servicePrincipals",
-        serde_json::json!({"tenantId": cloud.tenant(), "certificate": "generate"}),
-    )?;
-    admin.post("/roleAssignments", serde_json::json!({"principalId": sp["clientId"], "role": "administrator", "scope": format!("/subscriptions/{}", cloud.sub())}))?;
+    let sp = certificate_principal(&cloud)?;
     let d = cloud.dir.path();
     let bundle = sp["certificatePem"].as_str().unwrap_or_default();
     let split = bundle

@@ -256,6 +256,16 @@ fn edit_list<T: Clone>(list: &mut Vec<T>, new: Vec<T>, edit: Edit, same: impl Fn
     }
 }
 
+/// A share of one CPU, in percent: 1 to 100.
+fn parse_percent(key: &str, value: &str) -> Result<u8, String> {
+    value
+        .trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| format!("{key} is a whole number from 1 to 100 (percent), not `{value}`"))
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -426,12 +436,7 @@ pub static PROPERTIES: &[Property] = &[
         effect: None,
         get: |s| to_json(&s.extensions.agent.cpulimit),
         set: |s, v, _| {
-            s.extensions.agent.cpulimit = v
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| format!("extensions.agent.cpulimit is a whole number from 1 to 100 (percent), not `{v}`"))?;
+            s.extensions.agent.cpulimit = parse_percent("extensions.agent.cpulimit", v)?;
             Ok(())
         },
         clear: |s| s.extensions.agent.cpulimit = 5,
@@ -483,12 +488,8 @@ pub static PROPERTIES: &[Property] = &[
         ),
         get: |s| to_json(&s.guestconfiguration.agent.cpulimit),
         set: |s, v, _| {
-            s.guestconfiguration.agent.cpulimit = v
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|n| (1..=100).contains(n))
-                .ok_or_else(|| format!("guestconfiguration.agent.cpulimit is a whole number from 1 to 100 (percent), not `{v}`"))?;
+            s.guestconfiguration.agent.cpulimit =
+                parse_percent("guestconfiguration.agent.cpulimit", v)?;
             Ok(())
         },
         clear: |s| s.guestconfiguration.agent.cpulimit = 5,

@@ -228,13 +228,7 @@ impl HttpClient {
             builder = builder.body(body);
         }
         let response = builder.send().map_err(|e| {
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                why.push_str(": ");
-                why.push_str(&cause.to_string());
-                source = cause.source();
-            }
+            let why = crate::util::error_chain(&e);
             let code = if why.contains("never reached through a name") {
                 "denied"
             } else {

@@ -14,6 +14,23 @@ impl Drop for Served {
     }
 }
 
+/// `tether-cloud serve` on a free loopback port with `args`, and the JSON
+/// line it prints once it serves.
+fn serve(args: &[&str]) -> Result<(Served, Value)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let served = Served(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let info: Value = serde_json::from_str(&line).with_context(|| line.clone())?;
+    Ok((served, info))
+}
+
 fn admin(url: &str, key: &str, args: &[&str]) -> Result<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
         .args(["admin", "--url", url])
@@ -32,16 +49,7 @@ fn admin(url: &str, key: &str, args: &[&str]) -> Result<Value> {
 fn serve_prints_its_endpoints_and_admin_commands_drive_it() -> Result<()> {
     // This test's own client (reqwest without a default provider).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--bootstrap", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let served = Served(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let info: Value = serde_json::from_str(&line)?;
+    let (served, info) = serve(&["--bootstrap"])?;
     let url = info["url"].as_str().unwrap_or_default().to_string();
     let key = info["adminKey"].as_str().unwrap_or_default().to_string();
     assert!(url.starts_with("http://127.0.0.1:"));
@@ -137,25 +145,8 @@ fn serve_prints_its_endpoints_and_admin_commands_drive_it() -> Result<()> {
 fn a_tls_cloud_bootstraps_itself_and_admin_trusts_its_ca() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let ca = dir.path().join("ca.pem");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls",
-            "--bootstrap",
-            "--json",
-        ])
-        .arg("--ca-cert-file")
-        .arg(&ca)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let served = Served(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let info: Value = serde_json::from_str(&line).with_context(|| line.clone())?;
+    let ca_text = ca.display().to_string();
+    let (served, info) = serve(&["--tls", "--bootstrap", "--ca-cert-file", &ca_text])?;
     let url = info["url"].as_str().unwrap_or_default().to_string();
     let key = info["adminKey"].as_str().unwrap_or_default().to_string();
     assert!(url.starts_with("https://127.0.0.1:"), "{info}");
