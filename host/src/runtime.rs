@@ -36,7 +36,7 @@ pub use log_capture::{
     LogRecord, LogSource, MAX_CALL_BYTES as MAX_LOG_BYTES_PER_CALL,
     MAX_RECORDS as MAX_LOG_LINES_PER_CALL, level_str as log_level_name, status_name,
 };
-pub use machine::MachineInfo;
+pub use machine::{MachineInfo, MachineView};
 pub use outbound::{HostPattern, OutboundGrant};
 pub use wit::{ConnectionStatus, Level, StatusState};
 
@@ -77,7 +77,7 @@ pub struct ExtensionSpec {
     pub settings: serde_json::Map<String, serde_json::Value>,
     /// Protected settings: a JSON object, never logged nor shown.
     pub protected_settings: serde_json::Map<String, serde_json::Value>,
-    pub machine: MachineInfo,
+    pub machine: MachineView,
     pub outbound: OutboundGrant,
     /// Where the extension's private key-value store is persisted.
     pub data_dir: PathBuf,
@@ -92,7 +92,7 @@ impl ExtensionSpec {
             limits: Limits::default(),
             settings: Default::default(),
             protected_settings: Default::default(),
-            machine: MachineInfo::local(),
+            machine: MachineView::fixed(MachineInfo::local()),
             outbound: OutboundGrant::default(),
             data_dir: data_dir.into(),
         }

@@ -115,6 +115,9 @@ fn install_invoke_update_disable_remove() -> TestResult {
     assert!(collect.status.success(), "{}", stderr(&collect));
     let doc: serde_json::Value = serde_json::from_slice(&collect.stdout)?;
     assert_eq!(doc["activations"], 1);
+    // Never connected: no resource, and the extension is told so.
+    assert_eq!(doc["resourceId"], "");
+    assert_eq!(doc["status"], "NotConnected");
 
     // Update: the key-value store survives, the version moves.
     let v2 = write(

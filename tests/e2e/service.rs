@@ -817,12 +817,37 @@ fn the_service_reconciles_and_keeps_protected_settings_in_memory_only() -> TestR
         doc["hasUploadToken"], true,
         "the service's call has the protected setting"
     );
+    // The machine view is the registration and the live status.
+    for field in ["resourceId", "vmId", "tenantId", "location"] {
+        assert_eq!(doc[field], machine[field], "{field}: {doc}");
+    }
+    assert_eq!(doc["name"], "svc-secrets");
+    assert_eq!(doc["status"], "Connected", "{doc}");
     assert!(service.stop()?.success());
     let doc = collect(h)?;
     assert_eq!(
         doc["hasUploadToken"], false,
         "without the service nothing on disk holds it"
     );
+    // A local call sees the same machine (its heartbeat is recent).
+    assert_eq!(doc["resourceId"], machine["resourceId"], "{doc}");
+    assert_eq!(doc["status"], "Connected", "{doc}");
+    // A heartbeat older than Azure's 15 minutes: Disconnected.
+    let status_file = h.join("agent-status.json");
+    let mut agent: Value = serde_json::from_slice(&std::fs::read(&status_file)?)?;
+    agent["lastHeartbeat"] = serde_json::json!(1_000u64);
+    std::fs::write(&status_file, serde_json::to_vec(&agent)?)?;
+    assert_eq!(
+        collect(h)?["status"],
+        "Expired",
+        "a heartbeat from 1970 is older than 45 days"
+    );
+    let fresh = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    agent["lastHeartbeat"] = serde_json::json!(fresh - 16 * 60);
+    std::fs::write(&status_file, serde_json::to_vec(&agent)?)?;
+    assert_eq!(collect(h)?["status"], "Disconnected");
     let mut files = vec![h.to_path_buf()];
     while let Some(path) = files.pop() {
         if path.is_dir() {

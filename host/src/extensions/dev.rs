@@ -4,7 +4,7 @@
 
 use crate::runtime::{
     CacheOutcome, Call, CallOutcome, ExtensionSpec, GuestError, HostPattern, Limits, MachineInfo,
-    OutboundGrant, Runtime, RuntimeOptions,
+    MachineView, OutboundGrant, Runtime, RuntimeOptions,
 };
 use crate::state::StateRoot;
 use anyhow::{Context, Result, bail};
@@ -124,7 +124,7 @@ pub fn run_local(state: &StateRoot, request: RunLocal) -> Result<RunLocalReport>
         limits: request.limits,
         settings: request.settings,
         protected_settings: request.protected_settings,
-        machine: MachineInfo::local(),
+        machine: MachineView::fixed(MachineInfo::local()),
         // A development run's grants are the operator's own, given on its
         // command line: a literal local address there is meant.
         outbound: OutboundGrant {

@@ -389,6 +389,10 @@ impl Manager {
             ExtensionSpec::new(id.to_string(), self.state.extension_dir(id).join("data"));
         spec.settings = options.settings.clone();
         spec.protected_settings = options.protected_settings.clone();
+        let state = self.state.clone();
+        spec.machine = crate::runtime::MachineView::live(move || {
+            crate::lifecycle::status::machine_info(&state)
+        });
         spec.limits = Limits::new(
             m.limits.memory_mib,
             Duration::from_millis(m.limits.call_timeout_ms),

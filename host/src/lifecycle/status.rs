@@ -59,3 +59,34 @@ pub fn forget_heartbeat(state: &StateRoot) {
     status.last_heartbeat = None;
     save(state, &status);
 }
+
+/// Azure's rule: a machine is Connected while it heartbeats within 15
+/// minutes, Disconnected after, and Expired after 45 days without one.
+const DISCONNECTED_AFTER: u64 = 15 * 60;
+const EXPIRED_AFTER: u64 = 45 * 24 * 3600;
+
+/// The machine an extension sees: its registration (resource id, name,
+/// location, VM id, tenant) and its connection status from the last
+/// heartbeat, read now.
+pub fn machine_info(state: &StateRoot) -> crate::runtime::MachineInfo {
+    use crate::runtime::ConnectionStatus;
+    let mut info = crate::runtime::MachineInfo::local();
+    // Unreadable is as good as absent: the extension is told not connected.
+    let Ok(Some(registration)) = super::Registration::load(state) else {
+        return info;
+    };
+    let since = load(state)
+        .last_heartbeat
+        .map(|at| crate::util::now().saturating_sub(at));
+    info.status = match since {
+        Some(age) if age <= DISCONNECTED_AFTER => ConnectionStatus::Connected,
+        Some(age) if age > EXPIRED_AFTER => ConnectionStatus::Expired,
+        _ => ConnectionStatus::Disconnected,
+    };
+    info.resource_id = registration.resource_id;
+    info.name = registration.resource_name;
+    info.location = registration.location;
+    info.vm_id = registration.vm_id;
+    info.tenant_id = registration.tenant_id;
+    info
+}

@@ -88,7 +88,7 @@ impl host::Host for HostState {
     }
 
     fn machine(&mut self) -> WitMachineInfo {
-        let m = &self.spec.machine;
+        let m = self.spec.machine.now();
         WitMachineInfo {
             resource_id: m.resource_id.clone(),
             name: m.name.clone(),

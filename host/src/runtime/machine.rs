@@ -1,6 +1,7 @@
 //! What an extension may know about its machine.
 
 use super::wit::ConnectionStatus;
+use std::sync::Arc;
 
 /// The machine an extension runs on, as the contract's `machine-info`.
 #[derive(Debug, Clone)]
@@ -28,6 +29,34 @@ impl MachineInfo {
             tenant_id: String::new(),
             status: ConnectionStatus::NotConnected,
         }
+    }
+}
+
+/// Where a loaded extension's `machine()` looks at each call: the machine
+/// changes under a loaded extension (it connects, heartbeats, goes quiet),
+/// and the service keeps extensions loaded for its whole run.
+#[derive(Clone)]
+pub struct MachineView(Arc<dyn Fn() -> MachineInfo + Send + Sync>);
+
+impl MachineView {
+    /// The same machine at every call.
+    pub fn fixed(info: MachineInfo) -> Self {
+        Self(Arc::new(move || info.clone()))
+    }
+
+    /// The machine as `look` finds it at each call.
+    pub fn live(look: impl Fn() -> MachineInfo + Send + Sync + 'static) -> Self {
+        Self(Arc::new(look))
+    }
+
+    pub fn now(&self) -> MachineInfo {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for MachineView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MachineView")
     }
 }
 
