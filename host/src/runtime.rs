@@ -18,6 +18,7 @@ mod cpu;
 mod deadline_clock;
 mod engine;
 mod error;
+mod files;
 mod host_api;
 mod kv;
 mod limits;
@@ -31,6 +32,7 @@ pub use activation::{Activation, Call, CallOutcome, ReportedStatus};
 pub use cache::{CacheOutcome, CacheStats};
 pub use cpu::{CpuGovernor, thread_cpu as thread_cpu_time};
 pub use error::{GuestError, GuestErrorKind};
+pub use files::{FileGrant, FilePolicy};
 pub use limits::{Limits, MAX_MEMORY_BYTES, MAX_OUTPUT_BYTES};
 pub use log_capture::{
     LogRecord, LogSource, MAX_CALL_BYTES as MAX_LOG_BYTES_PER_CALL,
@@ -79,6 +81,8 @@ pub struct ExtensionSpec {
     pub protected_settings: serde_json::Map<String, serde_json::Value>,
     pub machine: MachineView,
     pub outbound: OutboundGrant,
+    /// Directories preopened for it (canonical; granted by the operator).
+    pub files: Vec<FileGrant>,
     /// Where the extension's private key-value store is persisted.
     pub data_dir: PathBuf,
 }
@@ -94,6 +98,7 @@ impl ExtensionSpec {
             protected_settings: Default::default(),
             machine: MachineView::fixed(MachineInfo::local()),
             outbound: OutboundGrant::default(),
+            files: Vec::new(),
             data_dir: data_dir.into(),
         }
     }
@@ -220,6 +225,13 @@ pub struct LoadedExtension {
     ticker: engine::EpochTicker,
     http: Arc<outbound::HttpClient>,
     cpu: Option<Arc<CpuGovernor>>,
+}
+
+impl LoadedExtension {
+    /// What it was loaded with: its limits, settings and grants.
+    pub fn spec(&self) -> &ExtensionSpec {
+        &self.spec
+    }
 }
 
 impl LoadedExtension {

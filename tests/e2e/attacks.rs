@@ -931,3 +931,147 @@ fn what_an_extension_logs_reaches_the_journal_and_the_log_file_redacted() -> Tes
     }
     Ok(())
 }
+
+#[test]
+fn files_are_granted_only_where_the_operator_allows_and_links_never_lead_out() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let work = tempfile::tempdir()?;
+    let w = std::fs::canonicalize(work.path())?;
+    let contoso = Publisher::new("Contoso", 31);
+    trust(h, &contoso)?;
+    let (read_dir, write_dir) = (w.join("grant-read"), w.join("grant-write"));
+    std::fs::create_dir_all(&read_dir)?;
+    std::fs::create_dir_all(&write_dir)?;
+    std::fs::write(read_dir.join("ok.txt"), "granted text")?;
+    // A link planted inside the grant, leading out of it.
+    std::os::unix::fs::symlink("/etc/passwd", read_dir.join("escape"))?;
+    let files_package = |name: &str, read: &Path, write: &Path| {
+        package(
+            &contoso,
+            "Contoso",
+            name,
+            "1.0.0",
+            "other",
+            tether_test_artifacts::FIXTURE_FS_ESCAPE,
+            &format!(
+                "[capabilities]\nread_paths = [\"{}\"]\nwrite_paths = [\"{}\"]\n",
+                read.display(),
+                write.display()
+            ),
+        )
+    };
+    let pkg = write(
+        &w,
+        "files.tpkg",
+        &files_package("Files", &read_dir, &write_dir)?,
+    )?;
+
+    // Declared but not allowed: refused, naming the setting.
+    let out = ext(h, &["install", &pkg])?;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("extensions.files.allowed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!h.join("extensions/Contoso/Files").exists());
+
+    let allow = tether(h)
+        .args(["config", "set", "extensions.files.allowed"])
+        .arg(&w)
+        .arg("--add")
+        .output()?;
+    assert!(allow.status.success(), "{}", stderr(&allow));
+    let out = ext(h, &["install", &pkg])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // `extension show` says what it holds.
+    let shown: Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "show", "Contoso/Files"])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(
+        shown["granted"]["readPaths"],
+        json!([read_dir.display().to_string()]),
+        "{shown}"
+    );
+    assert_eq!(
+        shown["granted"]["writePaths"],
+        json!([write_dir.display().to_string()])
+    );
+    assert_eq!(shown["granted"]["outbound"], json!([]));
+    let invoke = |args: &[&str]| {
+        let mut all = vec!["invoke", "Contoso/Files"];
+        all.extend_from_slice(args);
+        ext(h, &all)
+    };
+    let ok = invoke(&["read", &read_dir.join("ok.txt").display().to_string()])?;
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains("granted text"));
+    // Out through the planted link, or straight to a file never granted.
+    for path in [
+        read_dir.join("escape"),
+        std::path::PathBuf::from("/etc/passwd"),
+    ] {
+        let out = invoke(&["read", &path.display().to_string()])?;
+        assert_eq!(
+            out.status.code(),
+            Some(20),
+            "{}: {}",
+            path.display(),
+            stdout(&out)
+        );
+        assert!(!stdout(&out).contains("root:"), "{}", stdout(&out));
+    }
+    // Read-only where read was granted; writable where write was.
+    let out = invoke(&[
+        "write",
+        &read_dir.join("new.txt").display().to_string(),
+        "x",
+    ])?;
+    assert_eq!(out.status.code(), Some(20), "{}", stdout(&out));
+    assert!(!read_dir.join("new.txt").exists());
+    let out = invoke(&[
+        "write",
+        &write_dir.join("out.txt").display().to_string(),
+        "written",
+    ])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(write_dir.join("out.txt"))?,
+        "written"
+    );
+
+    // The grant is checked again at every load: a directory swapped for a
+    // link to /etc after admission is no longer granted.
+    std::fs::remove_dir_all(&read_dir)?;
+    std::os::unix::fs::symlink("/etc", &read_dir)?;
+    let out = invoke(&["read", &read_dir.join("passwd").display().to_string()])?;
+    assert!(!out.status.success());
+    assert!(!stdout(&out).contains("root:"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no longer granted"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The state root is never grantable, even under an allowed prefix.
+    let parent = h.parent().unwrap_or(h).to_path_buf();
+    let allow = tether(h)
+        .args(["config", "set", "extensions.files.allowed"])
+        .arg(&parent)
+        .arg("--add")
+        .output()?;
+    assert!(allow.status.success(), "{}", stderr(&allow));
+    let own = write(&w, "own.tpkg", &files_package("Own", h, &write_dir)?)?;
+    let out = ext(h, &["install", &own])?;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("never") || stderr(&out).contains("not something"),
+        "{}",
+        stderr(&out)
+    );
+    Ok(())
+}

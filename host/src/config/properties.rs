@@ -31,6 +31,15 @@ pub struct ExtensionSettings {
     pub enabled: bool,
     pub agent: AgentSettings,
     pub outbound: OutboundSettings,
+    pub files: FileSettings,
+}
+
+/// The directories extensions may be granted (manifests' `read_paths` and
+/// `write_paths` must lie under one of these).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSettings {
+    pub allowed: Vec<String>,
 }
 
 impl Default for ExtensionSettings {
@@ -41,6 +50,7 @@ impl Default for ExtensionSettings {
             enabled: true,
             agent: AgentSettings::default(),
             outbound: OutboundSettings::default(),
+            files: FileSettings::default(),
         }
     }
 }
@@ -408,6 +418,37 @@ pub static PROPERTIES: &[Property] = &[
             Ok(())
         },
         clear: |s| s.extensions.blocklist.clear(),
+    },
+    Property {
+        key: "extensions.files.allowed",
+        meaning: "Directories under which extensions may be granted the read_paths and write_paths their manifests declare. Empty: none. Tether's state root, the identity key files, /proc, /sys, /dev, /boot, /root and the system's secrets are never granted, whatever this says.",
+        format: "comma-separated absolute directories",
+        default: "[]",
+        example: "tether config set extensions.files.allowed /var/log --add",
+        is_list: true,
+        frozen_in_monitor_mode: false,
+        effect: None,
+        get: |s| to_json(&s.extensions.files.allowed),
+        set: |s, v, edit| {
+            let new = items(v)
+                .into_iter()
+                .map(|p| {
+                    let path = std::path::Path::new(p);
+                    if path.is_absolute()
+                        && !path
+                            .components()
+                            .any(|c| matches!(c, std::path::Component::ParentDir))
+                    {
+                        Ok(p.trim_end_matches('/').to_string())
+                    } else {
+                        Err(format!("`{p}` is not an absolute directory without `..`; extensions.files.allowed takes directories such as /var/log"))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            edit_list(&mut s.extensions.files.allowed, new, edit, |a, b| a == b);
+            Ok(())
+        },
+        clear: |s| s.extensions.files.allowed.clear(),
     },
     Property {
         key: "extensions.enabled",

@@ -31,6 +31,7 @@ fn refuse(check: &'static str, message: impl Into<String>) -> Refusal {
 pub fn admit(
     bytes: &[u8],
     settings: &Settings,
+    files: &crate::runtime::FilePolicy,
     trust: &TrustStore,
     floor: Option<&semver::Version>,
 ) -> Result<Package, Refusal> {
@@ -92,33 +93,8 @@ pub fn admit(
             .parse::<HostPattern>()
             .map_err(|e| refuse("capabilities", e))?;
     }
-    for path in &m.capabilities.read_paths {
-        let p = std::path::Path::new(path);
-        if !p.is_absolute()
-            || p.components()
-                .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return Err(refuse(
-                "capabilities",
-                format!("read path `{path}` must be absolute, without `..`"),
-            ));
-        }
-        if [
-            "/etc/shadow",
-            "/etc/gshadow",
-            "/root",
-            "/var/opt/tether",
-            "/proc",
-            "/sys",
-        ]
-        .iter()
-        .any(|d| p.starts_with(d))
-        {
-            return Err(refuse(
-                "capabilities",
-                format!("read path `{path}` is not something an extension may be granted"),
-            ));
-        }
-    }
+    files
+        .grants(&m.capabilities.read_paths, &m.capabilities.write_paths)
+        .map_err(|why| refuse("capabilities", why))?;
     Ok(package)
 }

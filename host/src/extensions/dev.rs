@@ -125,6 +125,7 @@ pub fn run_local(state: &StateRoot, request: RunLocal) -> Result<RunLocalReport>
         settings: request.settings,
         protected_settings: request.protected_settings,
         machine: MachineView::fixed(MachineInfo::local()),
+        files: Vec::new(),
         // A development run's grants are the operator's own, given on its
         // command line: a literal local address there is meant.
         outbound: OutboundGrant {

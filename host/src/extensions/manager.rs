@@ -46,6 +46,39 @@ pub struct Installed {
     /// the desired-state sequence last applied.
     #[serde(default)]
     pub cloud: Option<CloudAssignment>,
+    /// What it was granted at its last install (`extension show`).
+    #[serde(default)]
+    pub granted: Granted,
+}
+
+/// The capabilities reaching outside the sandbox that an extension holds:
+/// directories (canonical) and outbound origins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Granted {
+    pub read_paths: Vec<String>,
+    pub write_paths: Vec<String>,
+    pub outbound: Vec<String>,
+    /// `extensions.outbound.allowlocal` at the time.
+    pub local_addresses: bool,
+}
+
+impl Granted {
+    fn of(spec: &crate::runtime::ExtensionSpec) -> Self {
+        let paths = |write: bool| {
+            spec.files
+                .iter()
+                .filter(|g| g.write == write)
+                .map(|g| g.path.display().to_string())
+                .collect()
+        };
+        Self {
+            read_paths: paths(false),
+            write_paths: paths(true),
+            outbound: spec.outbound.hosts.iter().map(|h| h.to_string()).collect(),
+            local_addresses: spec.outbound.allow_local,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -398,9 +431,16 @@ impl Manager {
             Duration::from_millis(m.limits.call_timeout_ms),
         );
         // A broken settings file grants nothing extra.
-        let allow_local = crate::config::SettingsStore::new(&self.state)
+        let settings = crate::config::SettingsStore::new(&self.state)
             .load()
-            .is_ok_and(|s| s.extensions.outbound.allowlocal);
+            .unwrap_or_default();
+        let allow_local = settings.extensions.outbound.allowlocal;
+        // Granted again at every load, on the paths as they are now: a
+        // link planted since admission, or a narrowed setting, takes hold.
+        spec.files = self
+            .file_policy(&settings)
+            .grants(&m.capabilities.read_paths, &m.capabilities.write_paths)
+            .map_err(|why| anyhow::anyhow!("{id} is no longer granted what it declares: {why}"))?;
         spec.outbound = OutboundGrant {
             hosts: m
                 .capabilities
@@ -411,6 +451,18 @@ impl Manager {
             allow_local,
         };
         self.runtime.load(&package.component, spec)
+    }
+
+    /// What extensions on this machine may be granted of its files.
+    fn file_policy(&self, settings: &crate::config::Settings) -> crate::runtime::FilePolicy {
+        crate::runtime::FilePolicy {
+            allowed: settings.extensions.files.allowed.clone(),
+            own: vec![
+                self.state.path().to_path_buf(),
+                self.state.identity_tokens_dir(),
+                crate::state::arc_tokens_dir(),
+            ],
+        }
     }
 
     /// The installed package, verified again: a key no longer trusted
@@ -480,7 +532,13 @@ impl Manager {
         } else {
             current_version.clone().max(highest)
         };
-        let package = admit(bytes, settings, &trust, floor.as_ref())?;
+        let package = admit(
+            bytes,
+            settings,
+            &self.file_policy(settings),
+            &trust,
+            floor.as_ref(),
+        )?;
         let dir = self.state.extension_dir(&id);
         let mut journal = Journal::begin(
             &self.state,
@@ -539,6 +597,7 @@ impl Manager {
             time: crate::util::now(),
             settings: options.settings.clone(),
             cloud: options.cloud.clone(),
+            granted: Granted::of(new.spec()),
         };
         self.save(&id, &record)?;
         VersionHistory::record(&self.state, &id, &package.manifest.version)?;

@@ -98,15 +98,24 @@ impl<'a> Activation<'a> {
     fn instantiate(&self, call: &Call) -> Result<Live, GuestError> {
         let ext = self.extension;
         let capture = Arc::new(LogCapture::new(&ext.spec.id));
-        // Nothing is inherited: no environment, arguments, preopened
-        // directories, network or name lookups. Clocks and random are WASI's.
-        let wasi = WasiCtxBuilder::new()
+        // Nothing is inherited: no environment, arguments, network or name
+        // lookups; directories only as granted. Clocks and random are WASI's.
+        let mut builder = WasiCtxBuilder::new();
+        builder
             .stdout(CaptureStream::new(capture.clone(), LogSource::Stdout))
             .stderr(CaptureStream::new(capture.clone(), LogSource::Stderr))
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        super::files::preopen(&mut builder, &ext.spec.files).map_err(|e| {
+            self.error(
+                call,
+                GuestErrorKind::Instantiate(format!(
+                    "a granted directory could not be opened: {e:#}"
+                )),
+            )
+        })?;
+        let wasi = builder.build();
         let state = HostState {
             wasi,
             table: ResourceTable::new(),

@@ -39,9 +39,12 @@ pub struct Capabilities {
     /// Origins for outbound HTTP: `scheme://host[:port]`, `*.` leftmost.
     #[serde(default)]
     pub outbound: Vec<String>,
-    /// Paths it may read.
+    /// Directories it may read (absolute).
     #[serde(default)]
     pub read_paths: Vec<String>,
+    /// Directories it may read and write (absolute).
+    #[serde(default)]
+    pub write_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
