@@ -594,6 +594,23 @@ fn a_declared_name_that_resolves_to_loopback_never_reaches_it() -> TestResult {
         &extra,
     )?;
     let file = write(h, "fetcher.tpkg", &pkg)?;
+    // Declared is not granted: the operator allows origins too.
+    let out = ext(h, &["install", &file])?;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("extensions.outbound.allowed"),
+        "{}",
+        stderr(&out)
+    );
+    let allow = tether(h)
+        .args([
+            "config",
+            "set",
+            "extensions.outbound.allowed",
+            &origins.join(","),
+        ])
+        .output()?;
+    assert!(allow.status.success(), "{}", stderr(&allow));
     let out = ext(h, &["install", &file])?;
     assert!(out.status.success(), "{}", stderr(&out));
     let fetch = |url: &str| ext(h, &["invoke", "Contoso/Fetcher", "get", url]);

@@ -62,6 +62,9 @@ pub struct OutboundSettings {
     /// Whether loopback, private and link-local addresses that a manifest
     /// names literally may be reached (never through a name).
     pub allowlocal: bool,
+    /// The origins extensions may be granted: every origin a manifest
+    /// declares must be covered by one of these.
+    pub allowed: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -481,6 +484,32 @@ pub static PROPERTIES: &[Property] = &[
             Ok(())
         },
         clear: |s| s.extensions.agent.cpulimit = 5,
+    },
+    Property {
+        key: "extensions.outbound.allowed",
+        meaning: "The origins extensions may be granted: every outbound origin a manifest declares must be covered by one of these (https://*.contoso.com covers https://api.contoso.com). Empty: none. Addresses on local networks need extensions.outbound.allowlocal besides.",
+        format: "comma-separated scheme://host[:port], the host's leftmost label may be *",
+        default: "[]",
+        example: "tether config set extensions.outbound.allowed https://*.contoso.com --add",
+        is_list: true,
+        frozen_in_monitor_mode: false,
+        effect: None,
+        get: |s| to_json(&s.extensions.outbound.allowed),
+        set: |s, v, edit| {
+            let new = items(v)
+                .into_iter()
+                .map(|o| {
+                    o.parse::<crate::runtime::HostPattern>()
+                        .map(|_| o.to_string())
+                        .map_err(|e| format!("extensions.outbound.allowed: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            edit_list(&mut s.extensions.outbound.allowed, new, edit, |a, b| {
+                a.eq_ignore_ascii_case(b)
+            });
+            Ok(())
+        },
+        clear: |s| s.extensions.outbound.allowed.clear(),
     },
     Property {
         key: "extensions.outbound.allowlocal",

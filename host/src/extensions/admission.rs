@@ -88,13 +88,37 @@ pub fn admit(
             ),
         ));
     }
-    for origin in &m.capabilities.outbound {
-        origin
-            .parse::<HostPattern>()
-            .map_err(|e| refuse("capabilities", e))?;
-    }
+    outbound_grant(&m.capabilities.outbound, settings).map_err(|e| refuse("capabilities", e))?;
     files
         .grants(&m.capabilities.read_paths, &m.capabilities.write_paths)
         .map_err(|why| refuse("capabilities", why))?;
     Ok(package)
+}
+
+/// The origins a manifest declares, each covered by one the operator
+/// allows (`extensions.outbound.allowed`), or why not.
+pub fn outbound_grant(
+    declared: &[String],
+    settings: &Settings,
+) -> Result<Vec<HostPattern>, String> {
+    let allowed: Vec<HostPattern> = settings
+        .extensions
+        .outbound
+        .allowed
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    declared
+        .iter()
+        .map(|origin| {
+            let pattern: HostPattern = origin.parse()?;
+            if allowed.iter().any(|a| a.covers(&pattern)) {
+                Ok(pattern)
+            } else {
+                Err(format!(
+                    "outbound origin `{origin}` is not covered by extensions.outbound.allowed; the operator allows it with `tether config set extensions.outbound.allowed {origin} --add`"
+                ))
+            }
+        })
+        .collect()
 }

@@ -442,12 +442,9 @@ impl Manager {
             .grants(&m.capabilities.read_paths, &m.capabilities.write_paths)
             .map_err(|why| anyhow::anyhow!("{id} is no longer granted what it declares: {why}"))?;
         spec.outbound = OutboundGrant {
-            hosts: m
-                .capabilities
-                .outbound
-                .iter()
-                .filter_map(|o| o.parse().ok())
-                .collect(),
+            hosts: super::admission::outbound_grant(&m.capabilities.outbound, &settings).map_err(
+                |why| anyhow::anyhow!("{id} is no longer granted what it declares: {why}"),
+            )?,
             allow_local,
         };
         self.runtime.load(&package.component, spec)

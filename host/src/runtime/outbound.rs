@@ -82,6 +82,24 @@ impl fmt::Display for HostPattern {
 }
 
 impl HostPattern {
+    /// Whether every URL `other` matches, this matches too: how an
+    /// operator's allowed origin covers a manifest's declared one
+    /// (`https://*.contoso.com` covers `https://api.contoso.com` and
+    /// `https://*.eu.contoso.com`, not `https://contoso.com`).
+    pub fn covers(&self, other: &HostPattern) -> bool {
+        if self.scheme != other.scheme || self.port != other.port {
+            return false;
+        }
+        match self.host.strip_prefix("*.") {
+            None => self.host == other.host,
+            Some(domain) => {
+                let theirs = other.host.strip_prefix("*.").unwrap_or(&other.host);
+                theirs.len() > domain.len() && theirs.ends_with(&format!(".{domain}"))
+                    || other.host.strip_prefix("*.") == Some(domain)
+            }
+        }
+    }
+
     fn matches(&self, url: &Url) -> bool {
         let Some(host) = url.host_str() else {
             return false;
@@ -269,6 +287,22 @@ impl HttpClient {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_allowed_origin_covers_what_it_would_match() {
+        let p = |s: &str| s.parse::<HostPattern>().unwrap_or_else(|e| panic!("{e}"));
+        let wild = p("https://*.contoso.com");
+        assert!(wild.covers(&p("https://api.contoso.com")));
+        assert!(wild.covers(&p("https://*.eu.contoso.com")));
+        assert!(wild.covers(&p("https://*.contoso.com")));
+        assert!(!wild.covers(&p("https://contoso.com")));
+        assert!(!wild.covers(&p("https://evilcontoso.com")));
+        assert!(!wild.covers(&p("http://api.contoso.com")));
+        assert!(!wild.covers(&p("https://api.contoso.com:8443")));
+        assert!(p("https://api.contoso.com").covers(&p("https://api.contoso.com:443")));
+        assert!(!p("https://api.contoso.com").covers(&p("https://*.contoso.com")));
+    }
+
     use super::*;
 
     fn url(s: &str) -> Url {
