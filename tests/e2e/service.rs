@@ -983,3 +983,62 @@ fn the_azure_sdks_managed_identity_credential_gets_the_machine_token_from_the_se
     assert!(service.stop()?.success());
     Ok(())
 }
+
+#[test]
+fn a_narrowed_grant_holds_in_the_running_service_from_the_next_call() -> TestResult {
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let work = tempfile::tempdir()?;
+    let w = std::fs::canonicalize(work.path())?;
+    let granted = w.join("granted");
+    std::fs::create_dir_all(&granted)?;
+    std::fs::write(granted.join("note.txt"), "kept")?;
+    let contoso = Publisher::new("Contoso", 41);
+    trust(h, &contoso)?;
+    let set = |value: &Path| {
+        tether(h)
+            .args(["config", "set", "extensions.files.allowed"])
+            .arg(value)
+            .output()
+    };
+    assert!(set(&w)?.status.success());
+    let pkg = package(
+        &contoso,
+        "Contoso",
+        "Reader",
+        "1.0.0",
+        "other",
+        tether_test_artifacts::FIXTURE_FS_ESCAPE,
+        &format!("[capabilities]\nread_paths = [\"{}\"]\n", granted.display()),
+    )?;
+    let file = w.join("reader.tpkg");
+    std::fs::write(&file, pkg)?;
+    let out = tether(h)
+        .args(["extension", "install"])
+        .arg(&file)
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let service = Service::start(h, "5m")?;
+    let read = || {
+        tether(h)
+            .args(["extension", "invoke", "Contoso/Reader", "read"])
+            .arg(granted.join("note.txt"))
+            .output()
+    };
+    let out = read()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "kept");
+    // The operator narrows the setting; `config set` reloads the service.
+    let elsewhere = tempfile::tempdir()?;
+    let narrowed = set(elsewhere.path())?;
+    assert!(narrowed.status.success(), "{}", stderr(&narrowed));
+    let out = read()?;
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no longer granted"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(service.stop()?.success());
+    Ok(())
+}
