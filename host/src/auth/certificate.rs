@@ -86,10 +86,11 @@ fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
         };
         let label = after[..label_end].to_string();
         let end_marker = format!("-----END {label}-----");
-        let Some(end) = after.find(&end_marker) else {
+        let content = &after[label_end + 5..];
+        let Some(end) = content.find(&end_marker) else {
             break;
         };
-        let body: String = after[label_end + 5..end]
+        let body: String = content[..end]
             .lines()
             .map(str::trim)
             .filter(|l| !l.contains(':'))
@@ -97,7 +98,7 @@ fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
         if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body) {
             blocks.push((label, der));
         }
-        rest = &after[end + end_marker.len()..];
+        rest = &content[end + end_marker.len()..];
     }
     blocks
 }
@@ -197,4 +198,26 @@ fn from_pfx(bytes: &[u8], password: &str, path: &Path) -> Result<ClientCertifica
         )
     })?;
     Ok(ClientCertificate { signer, cert_der })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_pem_is_refused_not_a_panic() {
+        for text in [
+            "-----BEGIN X-----END X-----",
+            "-----BEGIN -----",
+            "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        ] {
+            let _ = pem_blocks(text);
+            assert!(from_pem(text, Path::new("x.pem")).is_err(), "{text}");
+        }
+        assert_eq!(
+            pem_blocks("-----BEGIN A-----\nAAEC\n-----END A-----\n"),
+            vec![("A".to_string(), vec![0, 1, 2])]
+        );
+    }
 }
