@@ -12,3 +12,4 @@ pub mod identity;
 pub mod jwt;
 pub mod metadata;
 pub mod names;
+pub mod pem;

@@ -5,7 +5,6 @@
 //! EC and Ed25519 keys are refused: Entra signs in with RSA certificates.
 
 use anyhow::{Context, Result, bail};
-use base64::Engine as _;
 use std::path::Path;
 use tether_cloud_api::jwt::{RsaPublicKey, RsaSigner};
 
@@ -76,35 +75,8 @@ fn password(path: &Path, file: Option<&Path>) -> Result<String> {
     }
 }
 
-fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + 11..];
-        let Some(label_end) = after.find("-----") else {
-            break;
-        };
-        let label = after[..label_end].to_string();
-        let end_marker = format!("-----END {label}-----");
-        let content = &after[label_end + 5..];
-        let Some(end) = content.find(&end_marker) else {
-            break;
-        };
-        let body: String = content[..end]
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.contains(':'))
-            .collect();
-        if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body) {
-            blocks.push((label, der));
-        }
-        rest = &content[end + end_marker.len()..];
-    }
-    blocks
-}
-
 fn from_pem(text: &str, path: &Path) -> Result<ClientCertificate> {
-    let blocks = pem_blocks(text);
+    let blocks = tether_cloud_api::pem::blocks(text);
     let cert_der = blocks
         .iter()
         .find(|(label, _)| label == "CERTIFICATE")
@@ -212,12 +184,7 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         ] {
-            let _ = pem_blocks(text);
             assert!(from_pem(text, Path::new("x.pem")).is_err(), "{text}");
         }
-        assert_eq!(
-            pem_blocks("-----BEGIN A-----\nAAEC\n-----END A-----\n"),
-            vec![("A".to_string(), vec![0, 1, 2])]
-        );
     }
 }

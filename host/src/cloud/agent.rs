@@ -22,12 +22,7 @@ pub struct Refused {
 
 pub(super) fn refused(response: reqwest::blocking::Response, what: &'static str) -> anyhow::Error {
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after_header(&response);
     let body = response.text().unwrap_or_default().trim().to_string();
     Refused {
         what,
@@ -36,6 +31,16 @@ pub(super) fn refused(response: reqwest::blocking::Response, what: &'static str)
         body,
     }
     .into()
+}
+
+/// `Retry-After` in seconds (the form Azure's services send).
+pub(super) fn retry_after_header(response: &reqwest::blocking::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 /// The `Retry-After` the cloud sent with this error, if any.

@@ -6,6 +6,7 @@
 //! is followed until the operation ends.
 
 use super::Endpoints;
+use super::agent::retry_after_header as retry_after;
 use super::proxy::{ProxyPolicy, client};
 use crate::config::ProxyService;
 use anyhow::{Context, Result, bail};
@@ -250,14 +251,4 @@ impl ArmClient {
         }
         Ok(self.finish(response)?.map(|_| ()))
     }
-}
-
-/// `Retry-After` in seconds (the form ARM sends).
-fn retry_after(response: &Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
 }

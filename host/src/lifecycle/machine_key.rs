@@ -49,7 +49,9 @@ impl MachineKey {
 
     fn to_pem(&self) -> Result<String> {
         match self {
-            MachineKey::Rsa { pkcs8, .. } => Ok(pem("PRIVATE KEY", pkcs8)),
+            MachineKey::Rsa { pkcs8, .. } => {
+                Ok(tether_cloud_api::pem::encode("PRIVATE KEY", pkcs8))
+            }
             MachineKey::Ed25519(key) => {
                 use ed25519_dalek::pkcs8::EncodePrivateKey;
                 Ok(key
@@ -77,18 +79,6 @@ impl MachineKey {
         let signer = RsaSigner::from_pkcs8(&pkcs8).ok()?;
         Some(MachineKey::Rsa { signer, pkcs8 })
     }
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 fn dir(state: &StateRoot) -> PathBuf {

@@ -270,7 +270,10 @@ fn generate_certificate(name: &str) -> Result<(Certificate, String)> {
     let record = certificate_record(&der)?;
     Ok((
         record,
-        format!("{cert_pem}{}", crate::keys::pem("PRIVATE KEY", &pkcs8)),
+        format!(
+            "{cert_pem}{}",
+            tether_cloud_api::pem::encode("PRIVATE KEY", &pkcs8)
+        ),
     ))
 }
 

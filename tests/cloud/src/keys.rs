@@ -9,7 +9,6 @@
 //! acceptable for a local control plane's test keys, which is all it makes.
 
 use anyhow::{Context, Result};
-use base64::Engine as _;
 use rsa::pkcs8::EncodePrivateKey as _;
 use tether_cloud_api::jwt::{self, RsaSigner};
 
@@ -37,19 +36,6 @@ pub fn self_signed(pkcs8: &[u8], name: &str) -> Result<(Vec<u8>, String)> {
         .push(rcgen::DnType::CommonName, name);
     let cert = params.self_signed(&key)?;
     Ok((cert.der().to_vec(), cert.pem()))
-}
-
-pub fn pem(label: &str, der: &[u8]) -> String {
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .filter_map(|c| std::str::from_utf8(c).ok())
-        .collect();
-    format!(
-        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-        lines.join("\n")
-    )
 }
 
 /// tether-cloud's token signing key and its certificate.

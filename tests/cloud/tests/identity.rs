@@ -105,14 +105,8 @@ fn certificate_assertions_get_tokens_once() -> Result<()> {
     )?;
     let pem = sp["certificatePem"].as_str().unwrap_or_default();
     let block = |label: &str| -> Result<Vec<u8>> {
-        let body: String = pem
-            .lines()
-            .skip_while(|l| *l != format!("-----BEGIN {label}-----"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("-----END"))
-            .collect();
-        use base64::Engine as _;
-        Ok(base64::engine::general_purpose::STANDARD.decode(body)?)
+        tether_cloud_api::pem::block(pem, label)
+            .ok_or_else(|| anyhow::anyhow!("no {label} in {pem}"))
     };
     // An RSA key, PKCS#8 v1 (version 0, no public key inside).
     let pkcs8 = block("PRIVATE KEY")?;
@@ -199,14 +193,8 @@ fn certificate_assertions_get_tokens_once() -> Result<()> {
 /// The PKCS#8 key of a generated principal's PEM bundle.
 fn block_of(sp: &Value) -> Result<Vec<u8>> {
     let pem = sp["certificatePem"].as_str().unwrap_or_default();
-    let body: String = pem
-        .lines()
-        .skip_while(|l| *l != "-----BEGIN PRIVATE KEY-----")
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    use base64::Engine as _;
-    Ok(base64::engine::general_purpose::STANDARD.decode(body)?)
+    tether_cloud_api::pem::block(pem, "PRIVATE KEY")
+        .ok_or_else(|| anyhow::anyhow!("no key in {pem}"))
 }
 
 fn start_device_code(w: &World, scope: &str) -> Result<Value> {
