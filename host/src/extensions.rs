@@ -7,4 +7,6 @@ pub mod manager;
 pub mod outbox;
 pub mod owner;
 pub mod reconcile;
+pub mod run_command;
+pub mod schedule;
 pub mod trust;

@@ -253,4 +253,14 @@ impl LoadedExtension {
     pub fn call(&self, call: Call) -> Result<CallOutcome, GuestError> {
         self.activate().call(call)
     }
+
+    /// Runs one call in a fresh activation, ending by `max` if that is
+    /// sooner than the extension's call timeout.
+    pub fn call_within(
+        &self,
+        call: Call,
+        max: Option<std::time::Duration>,
+    ) -> Result<CallOutcome, GuestError> {
+        self.activate().call_within(call, max)
+    }
 }

@@ -10,6 +10,11 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Seconds since the epoch as RFC 3339 (`2026-12-02T05:00:00Z`).
+pub fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+}
+
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     if let Err(e) = getrandom::fill(&mut bytes) {

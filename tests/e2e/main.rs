@@ -14,5 +14,6 @@ mod lifecycle;
 mod operations;
 mod outbound;
 mod proxy;
+mod run_commands;
 mod service;
 mod version;

@@ -225,16 +225,24 @@ pub struct Cloud {
 
 impl Cloud {
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// A tether-cloud serving HTTPS with a CA of its own (the Azure SDK
+    /// sends bearer tokens over HTTPS only); connects trust that CA.
+    pub fn start_tls() -> anyhow::Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
         let cloud = tether_cloud::BackgroundCloud::start(tether_cloud::CloudConfig {
             device_code_interval: 1,
+            tls_ca_file: tls.then(|| dir.path().join("cloud-ca.pem")),
             ..Default::default()
         })?;
         let demo = cloud.admin()?.bootstrap()?;
-        Ok(Self {
-            cloud,
-            demo,
-            dir: tempfile::tempdir()?,
-        })
+        Ok(Self { cloud, demo, dir })
     }
 
     pub fn tenant(&self) -> String {
@@ -253,13 +261,17 @@ impl Cloud {
 
     /// The target of a connect, without sign-in.
     pub fn target(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut target = serde_json::json!({
             "subscription-id": self.sub(),
             "resource-group": "demo",
             "location": "local",
             "tenant-id": self.tenant(),
             "cloud": self.cloud.metadata_url(),
-        })
+        });
+        if let Some(ca) = &self.cloud.ca_file {
+            target["cloud-ca-cert"] = serde_json::json!(ca);
+        }
+        target
     }
 
     /// A config file with the target and a service principal's secret
@@ -277,7 +289,11 @@ impl Cloud {
     /// any client would (for `--access-token` and direct ARM calls).
     pub fn admin_arm_token(&self) -> anyhow::Result<String> {
         let admin = &self.demo["administrator"];
-        let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+        let mut http = reqwest::blocking::Client::builder().no_proxy();
+        if let Some(ca) = &self.cloud.ca_file {
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?);
+        }
+        let http = http.build()?;
         let token: serde_json::Value = http
             .post(format!(
                 "{}/{}/oauth2/v2.0/token",

@@ -13,3 +13,4 @@ pub mod jwt;
 pub mod metadata;
 pub mod names;
 pub mod pem;
+pub mod run_command;

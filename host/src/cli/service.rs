@@ -181,10 +181,7 @@ fn print_registration(out: &Output, done: &unit::Registration, what: &str) {
 fn print_live(out: &Output, live: &serde_json::Value) {
     let time = |v: &serde_json::Value| {
         v.as_u64()
-            .map(|t| {
-                humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t))
-                    .to_string()
-            })
+            .map(crate::util::rfc3339)
             .unwrap_or_else(|| "never".into())
     };
     out.line(format_args!("Service: running (pid {})", live["pid"]));

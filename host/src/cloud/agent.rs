@@ -8,6 +8,7 @@ use anyhow::Result;
 use std::time::Duration;
 use tether_cloud_api::agent::{HeartbeatRequest, HeartbeatResponse};
 use tether_cloud_api::identity::{JWT_BEARER_ASSERTION, TokenResponse};
+use tether_cloud_api::run_command::{PendingRunCommand, PendingRunCommands, RunCommandReport};
 
 /// The cloud answered with an error status. Carries `Retry-After` (on 429
 /// and 503), which the service's backoff honours.
@@ -144,6 +145,68 @@ pub fn heartbeat(
         return Err(refused(response, "the agent service refused the heartbeat"));
     }
     Ok(response.json()?)
+}
+
+/// The run commands waiting for this machine, asked with a long poll: the
+/// agent service answers as soon as there is one, or empty after `wait`.
+pub fn pending_run_commands(
+    endpoints: &Endpoints,
+    proxy: &ProxyPolicy,
+    ca_pem: Option<&[u8]>,
+    token: &str,
+    wait: Duration,
+) -> Result<Vec<PendingRunCommand>> {
+    let mut url = join(&endpoints.agent_service, "v1/runcommands");
+    url.query_pairs_mut()
+        .append_pair("wait", &wait.as_secs().to_string());
+    let http = client(&proxy.route(ProxyService::Arc, &url), ca_pem)?;
+    let response = http
+        .get(url)
+        .bearer_auth(token)
+        .timeout(wait + Duration::from_secs(15))
+        .send()
+        .map_err(super::unreachable("the agent service"))?;
+    if !response.status().is_success() {
+        return Err(refused(
+            response,
+            "the agent service refused to list run commands",
+        ));
+    }
+    Ok(response.json::<PendingRunCommands>()?.commands)
+}
+
+/// Reports a run's progress or outcome. A run command deleted meanwhile
+/// (404) has nobody left to hear it: that is not an error.
+pub fn report_run_command(
+    endpoints: &Endpoints,
+    proxy: &ProxyPolicy,
+    ca_pem: Option<&[u8]>,
+    token: &str,
+    name: &str,
+    report: &RunCommandReport,
+) -> Result<()> {
+    let url = join(
+        &endpoints.agent_service,
+        &format!("v1/runcommands/{}/status", urlencode(name)),
+    );
+    let http = client(&proxy.route(ProxyService::Arc, &url), ca_pem)?;
+    let response = http
+        .post(url)
+        .bearer_auth(token)
+        .json(report)
+        .send()
+        .map_err(super::unreachable("the agent service"))?;
+    if response.status().is_success() || response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(());
+    }
+    Err(refused(
+        response,
+        "the agent service refused a run command's report",
+    ))
+}
+
+fn urlencode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
 /// `base` + `path`, keeping base's path (`…/agent` + `v1/x` = `…/agent/v1/x`).

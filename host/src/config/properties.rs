@@ -32,6 +32,46 @@ pub struct ExtensionSettings {
     pub agent: AgentSettings,
     pub outbound: OutboundSettings,
     pub files: FileSettings,
+    pub schedules: ScheduleSettings,
+    pub runcommands: RunCommandSettings,
+}
+
+/// How often extensions' `[[schedule]]` entries may run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSettings {
+    /// The shortest interval a manifest may ask for, as `30s`, `5m`, `1h`.
+    pub mininterval: String,
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Self {
+            mininterval: "1m".into(),
+        }
+    }
+}
+
+impl ScheduleSettings {
+    /// The shortest interval allowed; a hand-edited value that does not
+    /// parse allows no schedule shorter than a day.
+    pub fn min_interval(&self) -> std::time::Duration {
+        tether_package::parse_duration(&self.mininterval)
+            .unwrap_or(std::time::Duration::from_secs(86_400))
+    }
+}
+
+/// Whether the cloud's run commands reach this machine's extensions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunCommandSettings {
+    pub enabled: bool,
+}
+
+impl Default for RunCommandSettings {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// The directories extensions may be granted (manifests' `read_paths` and
@@ -51,6 +91,8 @@ impl Default for ExtensionSettings {
             agent: AgentSettings::default(),
             outbound: OutboundSettings::default(),
             files: FileSettings::default(),
+            schedules: ScheduleSettings::default(),
+            runcommands: RunCommandSettings::default(),
         }
     }
 }
@@ -452,6 +494,43 @@ pub static PROPERTIES: &[Property] = &[
             Ok(())
         },
         clear: |s| s.extensions.files.allowed.clear(),
+    },
+    Property {
+        key: "extensions.schedules.mininterval",
+        meaning: "The shortest interval an extension's [[schedule]] entry may ask for; a manifest asking for a shorter one is refused at install.",
+        format: "a duration: 30s, 5m, 1h or 1d (10s at the least)",
+        default: "1m",
+        example: "tether config set extensions.schedules.mininterval 5m",
+        is_list: false,
+        frozen_in_monitor_mode: false,
+        effect: None,
+        get: |s| to_json(&s.extensions.schedules.mininterval),
+        set: |s, v, _| {
+            let every = tether_package::parse_duration(v)
+                .map_err(|e| format!("extensions.schedules.mininterval: {e}"))?;
+            if every < tether_package::MIN_SCHEDULE_INTERVAL {
+                return Err("extensions.schedules.mininterval is 10s at the least".into());
+            }
+            s.extensions.schedules.mininterval = tether_package::format_duration(every);
+            Ok(())
+        },
+        clear: |s| s.extensions.schedules = ScheduleSettings::default(),
+    },
+    Property {
+        key: "extensions.runcommands.enabled",
+        meaning: "Whether run commands created in the cloud (machines/{name}/runCommands) may run installed extensions' commands here. When false, each is answered as refused, naming this setting.",
+        format: "true or false",
+        default: "true",
+        example: "tether config set extensions.runcommands.enabled false",
+        is_list: false,
+        frozen_in_monitor_mode: false,
+        effect: None,
+        get: |s| to_json(&s.extensions.runcommands.enabled),
+        set: |s, v, _| {
+            s.extensions.runcommands.enabled = parse_bool("extensions.runcommands.enabled", v)?;
+            Ok(())
+        },
+        clear: |s| s.extensions.runcommands.enabled = true,
     },
     Property {
         key: "extensions.enabled",

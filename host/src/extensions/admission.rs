@@ -92,7 +92,27 @@ pub fn admit(
     files
         .grants(&m.capabilities.read_paths, &m.capabilities.write_paths)
         .map_err(|why| refuse("capabilities", why))?;
+    schedules_allowed(&m.schedules, settings).map_err(|why| refuse("schedules", why))?;
     Ok(package)
+}
+
+/// Every `[[schedule]]` entry runs no more often than the operator's
+/// `extensions.schedules.mininterval` allows, or why not.
+pub fn schedules_allowed(
+    schedules: &[tether_package::Schedule],
+    settings: &Settings,
+) -> Result<(), String> {
+    let floor = settings.extensions.schedules.min_interval();
+    match schedules.iter().find(|s| s.interval() < floor) {
+        Some(s) => Err(format!(
+            "schedule `{}` runs every {}, more often than extensions.schedules.mininterval ({}) allows; the operator allows it with `tether config set extensions.schedules.mininterval {}`",
+            s.label(),
+            s.every,
+            settings.extensions.schedules.mininterval,
+            s.every
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The origins a manifest declares, each covered by one the operator

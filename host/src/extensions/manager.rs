@@ -49,6 +49,9 @@ pub struct Installed {
     /// What it was granted at its last install (`extension show`).
     #[serde(default)]
     pub granted: Granted,
+    /// Its `[[schedule]]` entries' runs, in the manifest's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<super::schedule::ScheduleRun>,
 }
 
 /// The capabilities reaching outside the sandbox that an extension holds:
@@ -61,10 +64,13 @@ pub struct Granted {
     pub outbound: Vec<String>,
     /// `extensions.outbound.allowlocal` at the time.
     pub local_addresses: bool,
+    /// The `[[schedule]]` entries the service runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<tether_package::Schedule>,
 }
 
 impl Granted {
-    fn of(spec: &crate::runtime::ExtensionSpec) -> Self {
+    fn of(spec: &crate::runtime::ExtensionSpec, schedules: &[tether_package::Schedule]) -> Self {
         let paths = |write: bool| {
             spec.files
                 .iter()
@@ -77,6 +83,7 @@ impl Granted {
             write_paths: paths(true),
             outbound: spec.outbound.hosts.iter().map(|h| h.to_string()).collect(),
             local_addresses: spec.outbound.allow_local,
+            schedules: schedules.to_vec(),
         }
     }
 }
@@ -447,6 +454,8 @@ impl Manager {
             )?,
             allow_local,
         };
+        super::admission::schedules_allowed(&m.schedules, &settings)
+            .map_err(|why| anyhow::anyhow!("{id} is no longer granted what it declares: {why}"))?;
         self.runtime.load(&package.component, spec)
     }
 
@@ -594,7 +603,13 @@ impl Manager {
             time: crate::util::now(),
             settings: options.settings.clone(),
             cloud: options.cloud.clone(),
-            granted: Granted::of(new.spec()),
+            granted: Granted::of(new.spec(), &package.manifest.schedules),
+            runs: package
+                .manifest
+                .schedules
+                .iter()
+                .map(super::schedule::ScheduleRun::of)
+                .collect(),
         };
         self.save(&id, &record)?;
         VersionHistory::record(&self.state, &id, &package.manifest.version)?;
@@ -618,9 +633,36 @@ impl Manager {
     }
 
     pub fn invoke(&self, id: &str, command: &str, args: &[String]) -> Result<CallOutcome> {
+        self.invoke_within(id, command, args, None)
+    }
+
+    /// Runs `command` if the extension is installed, enabled and still
+    /// allowed by the operator's policy, ending by `max` if sooner than
+    /// its own call timeout.
+    pub fn invoke_within(
+        &self,
+        id: &str,
+        command: &str,
+        args: &[String],
+        max: Option<Duration>,
+    ) -> Result<CallOutcome> {
         let id = parse_id(id)?;
+        self.runnable(&id)?;
+        let ext = self.loaded(&id)?;
+        let call = Call::Invoke {
+            command: command.into(),
+            args: args.to_vec(),
+        };
+        // The guest's error names the extension and the call itself.
+        Ok(ext.call_within(call, max)?)
+    }
+
+    /// The record of an extension that may run now: installed, enabled,
+    /// and allowed by the policy in effect (it may have changed since the
+    /// install).
+    fn runnable(&self, id: &ExtensionId) -> Result<Installed> {
         let record =
-            installed_one(&self.state, &id)?.with_context(|| format!("{id} is not installed"))?;
+            installed_one(&self.state, id)?.with_context(|| format!("{id} is not installed"))?;
         if !record.enabled {
             bail!(
                 "{} is disabled; `tether extension enable {}` first",
@@ -628,14 +670,92 @@ impl Manager {
                 record.id
             );
         }
-        let ext = self.loaded(&id)?;
-        self.call(
-            &ext,
-            Call::Invoke {
-                command: command.into(),
-                args: args.to_vec(),
-            },
-        )
+        let settings = crate::config::SettingsStore::new(&self.state)
+            .load()
+            .context("the settings could not be read, so nothing runs")?;
+        settings.policy_allows(&record.id).map_err(|why| {
+            coded(
+                Exit::Refused,
+                format!("{} may no longer run: {why}", record.id),
+            )
+        })?;
+        Ok(record)
+    }
+
+    /// Runs entry `index` of the extension's schedule now (or skips it),
+    /// and records the run and the status it left; `next_run` is when the
+    /// service will run it again. `None` when the entry is gone (the
+    /// extension was removed or updated since it was scheduled).
+    pub fn run_scheduled(
+        &self,
+        id: &ExtensionId,
+        index: usize,
+        next_run: u64,
+    ) -> Result<Option<Installed>> {
+        use super::schedule;
+        let Some(mut record) = installed_one(&self.state, id)? else {
+            return Ok(None);
+        };
+        let Some(entry) = record.granted.schedules.get(index).cloned() else {
+            return Ok(None);
+        };
+        let connection = crate::lifecycle::status::machine_info(&self.state).status;
+        let now = crate::util::now();
+        let mut run = record
+            .runs
+            .get(index)
+            .cloned()
+            .unwrap_or_else(|| schedule::ScheduleRun::of(&entry));
+        run.last_run = Some(now);
+        run.next_run = Some(next_run);
+        if let Some(why) = schedule::skip_reason(&entry, record.enabled, connection) {
+            run.result = Some("skipped".into());
+            run.message = why.into();
+        } else {
+            let result = self.runnable(id).and_then(|_| self.loaded(id)).map(|ext| {
+                ext.call(Call::Invoke {
+                    command: entry.command.clone(),
+                    args: entry.args.clone(),
+                })
+            });
+            let (result, state, message, output) = match result {
+                Ok(called) => schedule::outcome(&entry, &called),
+                Err(e) => (
+                    "failed",
+                    "error".to_string(),
+                    format!("scheduled `{}` could not run: {e:#}", entry.label()),
+                    String::new(),
+                ),
+            };
+            run.result = Some(result.into());
+            run.message = message.clone();
+            run.output = output;
+            record.state = state;
+            record.message = message;
+            record.time = now;
+        }
+        if record.runs.len() <= index {
+            record.runs.resize(index + 1, Default::default());
+        }
+        record.runs[index] = run;
+        self.save(id, &record)?;
+        Ok(Some(record))
+    }
+
+    /// Records when the service will first run entry `index`.
+    pub fn schedule_next(&self, id: &ExtensionId, index: usize, at: u64) -> Result<()> {
+        let Some(mut record) = installed_one(&self.state, id)? else {
+            return Ok(());
+        };
+        let Some(entry) = record.granted.schedules.get(index) else {
+            return Ok(());
+        };
+        if record.runs.len() <= index {
+            let fresh = super::schedule::ScheduleRun::of(entry);
+            record.runs.resize(index + 1, fresh);
+        }
+        record.runs[index].next_run = Some(at);
+        self.save(id, &record)
     }
 
     /// Removes an extension: disable, uninstall, data deleted. Always

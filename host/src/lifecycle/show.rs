@@ -102,10 +102,7 @@ const ROWS: &[(&str, &str)] = &[
     ("Operating System", "os"),
 ];
 
-fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        .to_string()
-}
+use crate::util::rfc3339;
 
 /// azcmagent's code for an exit meaning it shares, else Tether's name.
 fn agent_error_code(name: &str) -> String {

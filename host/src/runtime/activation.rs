@@ -178,11 +178,22 @@ impl<'a> Activation<'a> {
 
     /// Makes one call, instantiating first if needed.
     pub fn call(&mut self, call: Call) -> Result<CallOutcome, GuestError> {
+        self.call_within(call, None)
+    }
+
+    /// Makes one call that ends by `max` if that is sooner than the
+    /// extension's own call timeout (a run command's `timeoutInSeconds`).
+    pub fn call_within(
+        &mut self,
+        call: Call,
+        max: Option<std::time::Duration>,
+    ) -> Result<CallOutcome, GuestError> {
         let mut live = match self.live.take() {
             Some(live) => live,
             None => self.instantiate(&call)?,
         };
-        let timeout = self.extension.spec.limits.call_timeout;
+        let own = self.extension.spec.limits.call_timeout;
+        let timeout = max.map_or(own, |max| max.min(own));
         live.store.set_epoch_deadline(1);
         let now = Instant::now();
         let data = live.store.data_mut();

@@ -5,6 +5,9 @@
 //! something wakes it (a control request, a signal): nothing polls tighter
 //! than the heartbeat and reconcile intervals, and failures back off.
 
+mod run_commands;
+mod schedules;
+
 use super::backoff::{Backoff, jitter};
 use super::challenge::{self, Challenges};
 use super::control::{Request, server};
@@ -269,6 +272,8 @@ impl Service {
     /// The scheduler loop; returns when told to stop.
     fn schedule(self: &Arc<Self>, wake: Receiver<Wake>) -> Result<()> {
         let reconciler = self.reconcile_worker()?;
+        self.schedules_worker()?;
+        self.run_commands_worker()?;
         let mut reconciling = false;
         let heartbeat_every = self.options.heartbeat_interval;
         let reconcile_every = self.options.reconcile_interval;

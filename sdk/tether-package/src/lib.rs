@@ -18,6 +18,7 @@ mod archive;
 mod id;
 mod keys;
 mod manifest;
+mod schedule;
 mod signature;
 
 pub use archive::{Package, ReadLimits, build, read};
@@ -26,6 +27,10 @@ pub use keys::{
     PublicKey, key_id, parse_public_key, public_key_line, read_private_key, write_private_key,
 };
 pub use manifest::{Capabilities, ComponentRef, Limits, MAX_CALL_TIMEOUT_MS, Manifest};
+pub use schedule::{
+    MAX_INTERVAL as MAX_SCHEDULE_INTERVAL, MIN_INTERVAL as MIN_SCHEDULE_INTERVAL, Schedule,
+    format_duration, parse_duration,
+};
 pub use signature::{DOMAIN, Signature, sign, signed_message};
 
 /// The manifest's file name in a package.

@@ -21,6 +21,9 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     #[serde(default)]
     pub limits: Limits,
+    /// Commands the host service runs on an interval (`[[schedule]]`).
+    #[serde(default, rename = "schedule", skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<crate::Schedule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +124,15 @@ impl Manifest {
             return bad(format!(
                 "limits.call_timeout_ms is 1 to {MAX_CALL_TIMEOUT_MS} (a minute); do longer work in several calls"
             ));
+        }
+        if self.schedules.len() > crate::schedule::MAX_SCHEDULES {
+            return bad(format!(
+                "at most {} [[schedule]] entries",
+                crate::schedule::MAX_SCHEDULES
+            ));
+        }
+        for schedule in &self.schedules {
+            schedule.check().map_err(PackageError::Manifest)?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use tether_cloud_api::agent::{
 };
 
 /// The lower-cased resource id of the calling machine, from its token.
-fn machine(cloud: &Cloud, headers: &HeaderMap) -> Result<String, ArmError> {
+pub(crate) fn machine(cloud: &Cloud, headers: &HeaderMap) -> Result<String, ArmError> {
     let claims = auth::verify_token(cloud, headers, &cloud.agent_audience())?;
     let id = claims
         .get("xms_mirid")

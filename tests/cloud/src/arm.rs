@@ -55,6 +55,17 @@ enum Route {
         machine: String,
         name: String,
     },
+    RunCommands {
+        sub: String,
+        rg: String,
+        machine: String,
+    },
+    RunCommand {
+        sub: String,
+        rg: String,
+        machine: String,
+        name: String,
+    },
     Operation {
         sub: String,
         id: String,
@@ -106,6 +117,19 @@ fn parse(path: &str) -> Option<Route> {
         }),
         [m, machine, e, name] if eq(m, "machines") && eq(e, "extensions") => {
             Some(Route::Extension {
+                sub,
+                rg,
+                machine: machine.to_string(),
+                name: name.to_string(),
+            })
+        }
+        [m, machine, r] if eq(m, "machines") && eq(r, "runCommands") => Some(Route::RunCommands {
+            sub,
+            rg,
+            machine: machine.to_string(),
+        }),
+        [m, machine, r, name] if eq(m, "machines") && eq(r, "runCommands") => {
+            Some(Route::RunCommand {
                 sub,
                 rg,
                 machine: machine.to_string(),
@@ -303,6 +327,40 @@ fn handle(
                 _ => Err(method_not_allowed()),
             }
         }
+        (Route::RunCommands { sub, rg, machine }, Method::GET) => {
+            let scope = group(cloud, &sub, &rg)?;
+            auth::arm(cloud, headers, &scope, Action::Read)?;
+            let mid = machine_id(&sub, &rg, &machine);
+            get_machine(cloud, &mid)?;
+            crate::run_commands::list(cloud, &mid, &paging)
+        }
+        (
+            Route::RunCommand {
+                sub,
+                rg,
+                machine,
+                name,
+            },
+            m,
+        ) => {
+            let scope = group(cloud, &sub, &rg)?;
+            let mid = machine_id(&sub, &rg, &machine);
+            match m {
+                Method::GET => {
+                    auth::arm(cloud, headers, &scope, Action::Read)?;
+                    crate::run_commands::get(cloud, &mid, &name)
+                }
+                Method::PUT => {
+                    auth::arm(cloud, headers, &scope, Action::RunCommands)?;
+                    crate::run_commands::put(cloud, &mid, &name, body, api_version)
+                }
+                Method::DELETE => {
+                    auth::arm(cloud, headers, &scope, Action::RunCommands)?;
+                    crate::run_commands::delete(cloud, &mid, &name, api_version)
+                }
+                _ => Err(method_not_allowed()),
+            }
+        }
         (Route::Operation { sub, id, results }, Method::GET) => {
             subscription(cloud, &sub)?;
             auth::arm(
@@ -370,13 +428,13 @@ fn group(cloud: &Cloud, sub: &str, rg: &str) -> Result<String, ArmError> {
     }
 }
 
-struct Paging<'a> {
+pub(crate) struct Paging<'a> {
     skip: usize,
     path: &'a str,
     api_version: &'a str,
 }
 
-fn page<T: Clone>(cloud: &Cloud, items: Vec<T>, paging: &Paging) -> ListResult<T> {
+pub(crate) fn page<T: Clone>(cloud: &Cloud, items: Vec<T>, paging: &Paging) -> ListResult<T> {
     let size = cloud.config.page_size.max(1);
     let value: Vec<T> = items.iter().skip(paging.skip).take(size).cloned().collect();
     let next = paging.skip + value.len();
@@ -434,7 +492,7 @@ pub fn view_machine(record: &MachineRecord, now: u64) -> Machine {
 }
 
 /// `systemData` of a resource created and last changed at these times.
-fn system_data(created: u64, modified: u64) -> tether_cloud_api::arm::SystemData {
+pub(crate) fn system_data(created: u64, modified: u64) -> tether_cloud_api::arm::SystemData {
     tether_cloud_api::arm::SystemData {
         created_by_type: Some("Application".into()),
         created_at: Some(util::rfc3339(created)),
@@ -584,6 +642,10 @@ fn delete_machine(cloud: &Cloud, id: &str, api_version: &str) -> Response {
         m.extensions.retain(|k, _| !k.starts_with(&prefix));
         m.operations
             .retain(|_, op| !op.extension.starts_with(&prefix));
+        let runs = format!("{key}/runcommands/");
+        m.run_commands.retain(|k, _| !k.starts_with(&runs));
+        m.operations
+            .retain(|_, op| !op.extension.starts_with(&runs));
         let op = Operation {
             id: util::guid(),
             extension: key.clone(),
@@ -662,9 +724,21 @@ fn accepted(
     api_version: &str,
     body: Option<MachineExtension>,
 ) -> Response {
+    accepted_with(cloud, op, api_version, StatusCode::ACCEPTED, body)
+}
+
+/// An answer that starts a long-running operation: `status` with `body`,
+/// and the headers that say where to follow it.
+pub(crate) fn accepted_with<T: serde::Serialize>(
+    cloud: &Cloud,
+    op: &Operation,
+    api_version: &str,
+    status: StatusCode,
+    body: Option<T>,
+) -> Response {
     let mut response = match body {
-        Some(ext) => (StatusCode::ACCEPTED, Json(ext)).into_response(),
-        None => StatusCode::ACCEPTED.into_response(),
+        Some(body) => (status, Json(body)).into_response(),
+        None => status.into_response(),
     };
     for (k, v) in async_headers(cloud, op, api_version) {
         if let (Ok(name), Ok(value)) = (
@@ -938,6 +1012,15 @@ pub(crate) fn expire_operations(cloud: &Cloud) {
         for key in failed {
             if let Some(record) = m.extensions.get_mut(&key) {
                 record.resource.properties.provisioning_state = Some("Failed".into());
+            }
+            if let Some(record) = m.run_commands.get_mut(&key) {
+                record.resource.properties.provisioning_state = Some("Failed".into());
+                if let Some(view) = record.resource.properties.instance_view.as_mut()
+                    && matches!(view.execution_state.as_str(), "Pending" | "Running")
+                {
+                    view.execution_state = "TimedOut".into();
+                    view.execution_message = "The machine did not report the run's outcome in time".into();
+                }
             }
         }
     });

@@ -70,6 +70,7 @@ pub enum Action {
     WriteMachine,
     DeleteMachine,
     ManageExtensions,
+    RunCommands,
 }
 
 impl Action {
@@ -79,6 +80,7 @@ impl Action {
             Action::WriteMachine => "Microsoft.HybridCompute/machines/write",
             Action::DeleteMachine => "Microsoft.HybridCompute/machines/delete",
             Action::ManageExtensions => "Microsoft.HybridCompute/machines/extensions/write",
+            Action::RunCommands => "Microsoft.HybridCompute/machines/runCommands/write",
         }
     }
 

@@ -28,6 +28,9 @@ pub struct Model {
     /// By lower-cased resource id.
     pub extensions: BTreeMap<String, ExtensionRecord>,
     pub operations: BTreeMap<String, Operation>,
+    /// By lower-cased resource id.
+    #[serde(default)]
+    pub run_commands: BTreeMap<String, RunCommandRecord>,
     pub device_codes: BTreeMap<String, DeviceCode>,
     pub auth_codes: BTreeMap<String, AuthCode>,
     /// Browser sign-ins waiting for an administrator, by id.
@@ -177,6 +180,23 @@ pub struct ExtensionRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+pub struct RunCommandRecord {
+    /// As ARM returns it (no protected parameters).
+    pub resource: tether_cloud_api::run_command::MachineRunCommand,
+    /// Lower-cased id of the machine it runs on.
+    pub machine: String,
+    /// Kept out of `resource` so that it is never returned by ARM.
+    pub protected_parameters: Vec<tether_cloud_api::run_command::RunCommandParameter>,
+    /// The current run: a PUT starts a new one.
+    pub run_id: String,
+    /// The long-running operation of the current run.
+    pub operation: String,
+    pub created: u64,
+    pub modified: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Operation {
     pub id: String,
     /// Lower-cased id of the resource it is about: an extension, or the
@@ -200,6 +220,9 @@ pub enum OperationKind {
     /// A machine's deletion, done at once; long-running in the
     /// api-versions whose specification says so.
     DeleteMachine,
+    /// A run command's run: ends when the machine reports it done (or,
+    /// with `asyncExecution`, started).
+    RunCommand,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

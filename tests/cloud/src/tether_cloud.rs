@@ -18,6 +18,7 @@ mod identity;
 mod keys;
 mod model;
 mod page;
+mod run_commands;
 mod tls;
 mod util;
 
@@ -376,6 +377,11 @@ fn router(cloud: Arc<Cloud>) -> Router {
         .route("/agent/v1/heartbeat", post(agent::heartbeat))
         .route("/agent/v1/extensions", get(agent::desired))
         .route("/agent/v1/extensions/{name}/status", post(agent::report))
+        .route("/agent/v1/runcommands", get(run_commands::pending))
+        .route(
+            "/agent/v1/runcommands/{name}/status",
+            post(run_commands::report),
+        )
         .route(
             "/gallery/{publisher}/{name}/{version}",
             get(gallery::download),
