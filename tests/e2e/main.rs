@@ -15,5 +15,6 @@ mod operations;
 mod outbound;
 mod proxy;
 mod run_commands;
+mod schedules;
 mod service;
 mod version;

@@ -1,0 +1,143 @@
+//! Extensions' `[[schedule]]` entries, run by the service: refused at
+//! install until the operator allows the interval, then run on their own
+//! (jittered, one at a time) with each run's outcome as the extension's
+//! status, its last and next run in `extension show`, and the cloud's
+//! instance view; skipped while the extension is disabled.
+
+use crate::extensions::{Publisher, ext, package, trust, write};
+use crate::service::{Service, connected, get};
+use crate::support::*;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const SCHEDULE: &str = "\n[[schedule]]\nevery = \"10s\"\ncommand = \"collect\"\n";
+
+/// The record, or null while the service has not installed it yet.
+fn show(h: &Path) -> anyhow::Result<Value> {
+    let out = tether(h)
+        .args(["--json", "extension", "show", "Contoso/Inventory"])
+        .output()?;
+    if !out.status.success() {
+        return Ok(Value::Null);
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn wait_for(h: &Path, what: &str, ok: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let record = show(h)?;
+        if ok(&record) {
+            return Ok(record);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "never {what}: {record}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "sched-1")?;
+    let h = home.path();
+    let contoso = Publisher::new("Contoso", 41);
+    trust(h, &contoso)?;
+    let bytes = package(
+        &contoso,
+        "Contoso",
+        "Inventory",
+        "1.0.0",
+        "monitoring",
+        tether_test_artifacts::INVENTORY,
+        SCHEDULE,
+    )?;
+    let work = tempfile::tempdir()?;
+    let file = write(work.path(), "inv.tpkg", &bytes)?;
+
+    // Every 10 s is more often than the default minimum (1m) allows.
+    let out = ext(h, &["install", &file])?;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let why = stderr(&out);
+    assert!(why.contains("schedules check"), "{why}");
+    assert!(why.contains("extensions.schedules.mininterval (1m)"), "{why}");
+    assert!(
+        why.contains("tether config set extensions.schedules.mininterval 10s"),
+        "{why}"
+    );
+    let out = tether(h)
+        .args(["config", "set", "extensions.schedules.mininterval", "10s"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+
+    // Assigned by the cloud, so each run's status is reported there.
+    let admin = cloud.cloud.admin()?;
+    admin.upload_package("Contoso", "Inventory", "1.0.0", bytes)?;
+    let registration: Value = serde_json::from_slice(&std::fs::read(h.join("registration.json"))?)?;
+    admin.post(
+        "/extensions",
+        serde_json::json!({"machineId": registration["resourceId"], "name": "inv", "publisher": "Contoso",
+                           "type": "Inventory", "version": "1.0.0"}),
+    )?;
+    let service = Service::start(h, "1s")?;
+    let collections = |r: &Value| -> u64 {
+        r["message"]
+            .as_str()
+            .and_then(|m| m.strip_prefix("collection "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let first = wait_for(h, "ran once", |r| r["runs"][0]["result"] == "succeeded")?;
+    assert_eq!(first["runs"][0]["schedule"], "collect", "{first}");
+    assert_eq!(first["runs"][0]["every"], "10s");
+    assert_eq!(first["granted"]["schedules"][0]["command"], "collect");
+    // The extension's own report is its status; the output is kept.
+    assert_eq!(first["state"], "success");
+    let n = collections(&first);
+    assert!(n >= 1, "{first}");
+    assert!(
+        first["runs"][0]["output"].as_str().unwrap_or_default().contains("\"resourceId\""),
+        "{first}"
+    );
+    let (last, next) = (
+        first["runs"][0]["lastRun"].as_u64().unwrap_or(0),
+        first["runs"][0]["nextRun"].as_u64().unwrap_or(0),
+    );
+    assert!((9..=11).contains(&(next - last)), "10 s, give or take 5 %: {first}");
+
+    // It runs again on its own, not faster than its interval.
+    let started = Instant::now();
+    let second = wait_for(h, "ran again", |r| collections(r) > n)?;
+    assert!(started.elapsed() >= Duration::from_secs(7), "{second}");
+
+    // The cloud's instance view shows the run.
+    let url = format!(
+        "{}{}/extensions/inv?api-version={}",
+        cloud.cloud.url,
+        registration["resourceId"].as_str().unwrap_or_default(),
+        tether_cloud_api::arm::API_VERSION
+    );
+    let token = cloud.admin_arm_token()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let ext: Value = get(&url, &[("authorization", &format!("Bearer {token}"))])?.json()?;
+        let message = ext["properties"]["instanceView"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if message.contains("`collect` ran") {
+            break ext;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the cloud never saw a run: {ext}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(view["properties"]["provisioningState"], "Succeeded", "{view}");
+
+    // Disabled: due runs are skipped, and say why.
+    let out = ext(h, &["disable", "Contoso/Inventory"])?;
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    let skipped = wait_for(h, "skipped a run", |r| r["runs"][0]["result"] == "skipped")?;
+    assert_eq!(skipped["runs"][0]["message"], "the extension is disabled");
+    assert!(service.stop()?.success());
+    Ok(())
+}
