@@ -3,7 +3,8 @@
 //! by the machine's Tether service on an installed extension: the output in
 //! the resource's instance view, failures said plainly, scripts refused,
 //! protected parameters kept off disk and out of ARM's answers, the
-//! operator's off switch obeyed, and pickup well before the next heartbeat.
+//! operator's off switch and blocklist obeyed, and pickup well before the
+//! next heartbeat.
 
 use crate::extensions::{Publisher, ext, package, trust, write};
 use crate::service::{Service, connected};

@@ -60,7 +60,10 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     let why = stderr(&out);
     assert!(why.contains("schedules check"), "{why}");
-    assert!(why.contains("extensions.schedules.mininterval (1m)"), "{why}");
+    assert!(
+        why.contains("extensions.schedules.mininterval (1m)"),
+        "{why}"
+    );
     assert!(
         why.contains("tether config set extensions.schedules.mininterval 10s"),
         "{why}"
@@ -96,14 +99,20 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
     let n = collections(&first);
     assert!(n >= 1, "{first}");
     assert!(
-        first["runs"][0]["output"].as_str().unwrap_or_default().contains("\"resourceId\""),
+        first["runs"][0]["output"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"resourceId\""),
         "{first}"
     );
     let (last, next) = (
         first["runs"][0]["lastRun"].as_u64().unwrap_or(0),
         first["runs"][0]["nextRun"].as_u64().unwrap_or(0),
     );
-    assert!((9..=11).contains(&(next - last)), "10 s, give or take 5 %: {first}");
+    assert!(
+        (9..=11).contains(&(next - last)),
+        "10 s, give or take 5 %: {first}"
+    );
 
     // It runs again on its own, not faster than its interval.
     let started = Instant::now();
@@ -128,10 +137,16 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
         if message.contains("`collect` ran") {
             break ext;
         }
-        anyhow::ensure!(Instant::now() < deadline, "the cloud never saw a run: {ext}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the cloud never saw a run: {ext}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     };
-    assert_eq!(view["properties"]["provisioningState"], "Succeeded", "{view}");
+    assert_eq!(
+        view["properties"]["provisioningState"], "Succeeded",
+        "{view}"
+    );
 
     // Disabled: due runs are skipped, and say why.
     let out = ext(h, &["disable", "Contoso/Inventory"])?;

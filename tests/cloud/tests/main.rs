@@ -12,4 +12,5 @@ mod faults;
 mod gallery;
 mod identity;
 mod persistence;
+mod run_commands;
 mod tls;
