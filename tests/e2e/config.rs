@@ -307,7 +307,7 @@ fn info_explains_every_property() -> TestResult {
         .args(["--json", "config", "info"])
         .output()?;
     let items: Vec<Value> = serde_json::from_slice(&out.stdout)?;
-    assert_eq!(items.len(), 14);
+    assert_eq!(items.len(), 16);
     // azcmagent's settings for parts Tether lacks say so, and only they.
     let inert: Vec<&str> = items
         .iter()

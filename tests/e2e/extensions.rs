@@ -62,6 +62,23 @@ pub(crate) fn package(
     Ok(tether_package::build(&m, &component, Some(&sig))?)
 }
 
+/// A sample's own manifest (`plugins/NAME/extension.toml`), changed by
+/// `edit`, completed with the component and signed: the author's flow.
+pub(crate) fn sample_package(
+    signer: &Publisher,
+    plugin: &str,
+    wasm: &str,
+    edit: impl Fn(String) -> String,
+) -> anyhow::Result<Vec<u8>> {
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/{plugin}/extension.toml")),
+    )?;
+    let component = std::fs::read(wasm)?;
+    let m = tether_package::Manifest::complete(&edit(template), &component)?;
+    let sig = tether_package::sign(m.as_bytes(), &signer.key);
+    Ok(tether_package::build(m.as_bytes(), &component, Some(&sig))?)
+}
+
 pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<String> {
     let p = dir.join(name);
     std::fs::write(&p, bytes)?;

@@ -2,16 +2,16 @@
 //! install until the operator allows the interval, then run on their own
 //! (jittered, one at a time) with each run's outcome as the extension's
 //! status, its last and next run in `extension show`, and the cloud's
-//! instance view; skipped while the extension is disabled.
+//! instance view; skipped while the extension is disabled. The extension
+//! is the inventory sample with its own manifest (its hourly schedule made
+//! 10 s), reading the machine's files through its grants.
 
-use crate::extensions::{Publisher, ext, package, trust, write};
+use crate::extensions::{Publisher, ext, sample_package, trust, write};
 use crate::service::{Service, connected, get};
 use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const SCHEDULE: &str = "\n[[schedule]]\nevery = \"10s\"\ncommand = \"collect\"\n";
 
 /// The record, or null while the service has not installed it yet.
 fn show(h: &Path) -> anyhow::Result<Value> {
@@ -43,15 +43,22 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
     let h = home.path();
     let contoso = Publisher::new("Contoso", 41);
     trust(h, &contoso)?;
-    let bytes = package(
+    let bytes = sample_package(
         &contoso,
-        "Contoso",
-        "Inventory",
-        "1.0.0",
-        "monitoring",
+        "inventory",
         tether_test_artifacts::INVENTORY,
-        SCHEDULE,
+        |m| m.replace("every = \"1h\"", "every = \"10s\""),
     )?;
+    // The files the sample reads, and nothing around them.
+    let out = tether(h)
+        .args([
+            "config",
+            "set",
+            "extensions.files.allowed",
+            "/etc/os-release,/proc,/var/lib/dpkg/status,/var/lib/rpm",
+        ])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
     let work = tempfile::tempdir()?;
     let file = write(work.path(), "inv.tpkg", &bytes)?;
 
@@ -74,9 +81,9 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
     anyhow::ensure!(out.status.success(), "{}", stderr(&out));
 
     // Assigned by the cloud, so each run's status is reported there.
+    let registration: Value = serde_json::from_slice(&std::fs::read(h.join("registration.json"))?)?;
     let admin = cloud.cloud.admin()?;
     admin.upload_package("Contoso", "Inventory", "1.0.0", bytes)?;
-    let registration: Value = serde_json::from_slice(&std::fs::read(h.join("registration.json"))?)?;
     admin.post(
         "/extensions",
         serde_json::json!({"machineId": registration["resourceId"], "name": "inv", "publisher": "Contoso",
@@ -87,7 +94,7 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
         r["message"]
             .as_str()
             .and_then(|m| m.strip_prefix("collection "))
-            .and_then(|n| n.parse().ok())
+            .and_then(|m| m.split(':').next()?.parse().ok())
             .unwrap_or(0)
     };
     let first = wait_for(h, "ran once", |r| r["runs"][0]["result"] == "succeeded")?;
@@ -98,12 +105,53 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
     assert_eq!(first["state"], "success");
     let n = collections(&first);
     assert!(n >= 1, "{first}");
+    // The document: what the granted files say, and the real resource id.
+    let output = first["runs"][0]["output"].as_str().unwrap_or_default();
     assert!(
-        first["runs"][0]["output"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("\"resourceId\""),
-        "{first}"
+        output.len() <= 4096 && output.contains("\"collections\": 1"),
+        "its last 4 KiB: {first}"
+    );
+    let os_release = std::fs::read_to_string("/etc/os-release")?;
+    let pretty = os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .unwrap_or_default()
+        .trim_matches('"');
+    let message = first["message"].as_str().unwrap_or_default();
+    assert!(message.contains(pretty), "{message}");
+    assert!(message.contains("dpkg packages"), "{message}");
+    assert_eq!(
+        first["granted"]["readPaths"],
+        serde_json::json!([
+            "/etc/os-release",
+            "/proc/cpuinfo",
+            "/proc/meminfo",
+            "/proc/mounts",
+            "/var/lib/dpkg/status"
+        ]),
+        "files only, at the paths declared; no rpm database here"
+    );
+    let out = ext(h, &["invoke", "Contoso/Inventory", "collect"])?;
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    let document: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        document["resourceId"], registration["resourceId"],
+        "{document}"
+    );
+    assert_eq!(document["status"], "Connected");
+    assert!(
+        document["packages"]["count"].as_u64().unwrap_or(0) > 10,
+        "{document}"
+    );
+    assert!(
+        document["cpu"]["count"].as_u64().unwrap_or(0) >= 1,
+        "{document}"
+    );
+    assert!(
+        document["filesystems"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["mountPoint"] == "/")),
+        "{document}"
     );
     let (last, next) = (
         first["runs"][0]["lastRun"].as_u64().unwrap_or(0),

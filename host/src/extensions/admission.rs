@@ -90,7 +90,7 @@ pub fn admit(
     }
     outbound_grant(&m.capabilities.outbound, settings).map_err(|e| refuse("capabilities", e))?;
     files
-        .grants(&m.capabilities.read_paths, &m.capabilities.write_paths)
+        .grants(&m.capabilities)
         .map_err(|why| refuse("capabilities", why))?;
     schedules_allowed(&m.schedules, settings).map_err(|why| refuse("schedules", why))?;
     Ok(package)

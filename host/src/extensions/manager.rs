@@ -75,7 +75,7 @@ impl Granted {
             spec.files
                 .iter()
                 .filter(|g| g.write == write)
-                .map(|g| g.path.display().to_string())
+                .map(|g| g.guest.display().to_string())
                 .collect()
         };
         Self {
@@ -446,7 +446,7 @@ impl Manager {
         // link planted since admission, or a narrowed setting, takes hold.
         spec.files = self
             .file_policy(&settings)
-            .grants(&m.capabilities.read_paths, &m.capabilities.write_paths)
+            .grants(&m.capabilities)
             .map_err(|why| anyhow::anyhow!("{id} is no longer granted what it declares: {why}"))?;
         spec.outbound = OutboundGrant {
             hosts: super::admission::outbound_grant(&m.capabilities.outbound, &settings).map_err(

@@ -71,6 +71,8 @@ struct Live {
     store: Store<HostState>,
     bindings: Extension,
     capture: Arc<LogCapture>,
+    /// Copies of granted files, removed with the instance.
+    _snapshot: super::files::Snapshot,
 }
 
 impl<'a> Activation<'a> {
@@ -107,7 +109,7 @@ impl<'a> Activation<'a> {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        super::files::preopen(&mut builder, &ext.spec.files).map_err(|e| {
+        let snapshot = super::files::preopen(&mut builder, &ext.spec.files).map_err(|e| {
             self.error(
                 call,
                 GuestErrorKind::Instantiate(format!(
@@ -156,6 +158,7 @@ impl<'a> Activation<'a> {
                 store,
                 bindings,
                 capture,
+                _snapshot: snapshot,
             }),
             Err(e) => {
                 let tail = capture.take().stderr_tail;

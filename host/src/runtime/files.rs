@@ -10,15 +10,45 @@
 //! key files (their own secrets), the system's secrets, and the kernel's
 //! views of processes and devices (`/proc` holds the service's own memory
 //! and environment).
+//!
+//! A read path may also name one file. WASI opens only directories, so a
+//! granted file is served as a copy taken when the activation starts, in a
+//! directory of its own at the file's parent path holding nothing else:
+//! `/etc/os-release` without the rest of `/etc`. Of `/proc`, only the
+//! machine-wide files ([`MACHINE_WIDE_PROC`]) may be granted this way,
+//! never an entry of a process.
 
 use std::path::{Path, PathBuf};
 
-/// One granted directory, canonical.
+/// One grant: a directory (canonical), or a file served as a copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileGrant {
+    /// What is opened (canonical).
     pub path: PathBuf,
+    /// Where the guest finds it: the canonical path for a directory, the
+    /// declared path for a file (its copy is taken from `path`).
+    pub guest: PathBuf,
     pub write: bool,
+    /// A single file, read-only, copied at each activation.
+    pub file: bool,
 }
+
+/// The files of `/proc` that describe the machine, not a process; the
+/// only part of it an extension may be granted (read-only copies).
+pub const MACHINE_WIDE_PROC: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/loadavg",
+    "/proc/stat",
+    "/proc/uptime",
+    "/proc/version",
+    "/proc/diskstats",
+    "/proc/partitions",
+    "/proc/mounts",
+];
+
+/// The most of one granted file that is copied for an activation.
+pub const MAX_FILE_COPY: u64 = 8 << 20;
 
 /// Never grantable, nor anything that contains them or lies inside them.
 const NEVER: &[&str] = &[
@@ -66,6 +96,12 @@ impl FilePolicy {
                 "{kind} `{declared}` must be absolute, without `..`"
             ));
         }
+        if MACHINE_WIDE_PROC.contains(&declared) {
+            if write {
+                return Err(format!("{kind} `{declared}` can only be read"));
+            }
+            return self.allow(declared, path.to_path_buf(), false, true);
+        }
         let never = |p: &Path| {
             NEVER.iter().any(|n| overlaps(p, Path::new(n)))
                 || self
@@ -80,11 +116,18 @@ impl FilePolicy {
             ));
         }
         let real = canonical(path).ok_or_else(|| {
-            format!("{kind} `{declared}` is not an existing directory on this machine")
+            format!("{kind} `{declared}` is not an existing directory or file on this machine")
         })?;
-        if !real.is_dir() {
+        let file = real.is_file();
+        let readable_file = file && !write;
+        if !real.is_dir() && !readable_file {
             return Err(format!(
-                "{kind} `{declared}` is not a directory (grants are directories)"
+                "{kind} `{declared}` is not a directory{}",
+                if write {
+                    " (write grants are directories)"
+                } else {
+                    " nor a regular file"
+                }
             ));
         }
         if never(&real) {
@@ -93,6 +136,18 @@ impl FilePolicy {
                 real.display()
             ));
         }
+        self.allow(declared, real, write, file)
+    }
+
+    /// The grant, if `extensions.files.allowed` covers `real`.
+    fn allow(
+        &self,
+        declared: &str,
+        real: PathBuf,
+        write: bool,
+        file: bool,
+    ) -> Result<FileGrant, String> {
+        let kind = if write { "write path" } else { "read path" };
         let allowed = self
             .allowed
             .iter()
@@ -101,32 +156,94 @@ impl FilePolicy {
         if !allowed {
             return Err(format!(
                 "{kind} `{declared}`{} is not under extensions.files.allowed; the operator allows it with `tether config set extensions.files.allowed {declared} --add`",
-                if real != path {
+                if real != Path::new(declared) {
                     format!(" (really `{}`)", real.display())
                 } else {
                     String::new()
                 }
             ));
         }
-        Ok(FileGrant { path: real, write })
+        Ok(FileGrant {
+            guest: if file {
+                PathBuf::from(declared)
+            } else {
+                real.clone()
+            },
+            path: real,
+            write,
+            file,
+        })
     }
 
-    /// Every grant a manifest asks for, or the first refusal.
-    pub fn grants(&self, read: &[String], write: &[String]) -> Result<Vec<FileGrant>, String> {
-        read.iter()
+    /// Every grant a manifest asks for, or the first refusal. Optional
+    /// read paths absent from this machine are left out.
+    pub fn grants(
+        &self,
+        capabilities: &tether_package::Capabilities,
+    ) -> Result<Vec<FileGrant>, String> {
+        let present = capabilities
+            .optional_read_paths
+            .iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok());
+        capabilities
+            .read_paths
+            .iter()
+            .chain(present)
             .map(|p| self.grant(p, false))
-            .chain(write.iter().map(|p| self.grant(p, true)))
+            .chain(capabilities.write_paths.iter().map(|p| self.grant(p, true)))
             .collect()
     }
 }
 
-/// Adds the grants to a WASI context, each at its own path in the guest.
+/// The copies of granted files for one activation, removed with it.
+pub struct Snapshot {
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Copies at most [`MAX_FILE_COPY`] of `from` (a `/proc` file has no size
+/// until read) into `to`, readable by its owner only.
+fn copy_capped(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut source = std::fs::File::open(from)?.take(MAX_FILE_COPY);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o400);
+    let mut target = options.open(to)?;
+    let mut buffer = Vec::new();
+    source.read_to_end(&mut buffer)?;
+    target.write_all(&buffer)
+}
+
+/// Adds the grants to a WASI context, each at its own path in the guest;
+/// granted files as copies in a fresh directory per parent path.
 pub fn preopen(
     builder: &mut wasmtime_wasi::WasiCtxBuilder,
     grants: &[FileGrant],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Snapshot> {
+    use anyhow::Context;
     use wasmtime_wasi::FsPerms;
+    let mut snapshot = Snapshot { dir: None };
+    let mut parents: std::collections::BTreeMap<PathBuf, Vec<&FileGrant>> = Default::default();
     for grant in grants {
+        if grant.file {
+            // A file inside a granted directory is served by the directory.
+            let covered = grants
+                .iter()
+                .any(|g| !g.file && grant.guest.starts_with(&g.guest));
+            if !covered && let Some(parent) = grant.guest.parent() {
+                parents.entry(parent.to_path_buf()).or_default().push(grant);
+            }
+            continue;
+        }
         let perms = if grant.write {
             FsPerms::ReadWrite
         } else {
@@ -135,7 +252,31 @@ pub fn preopen(
         let guest = grant.path.to_string_lossy().into_owned();
         builder.preopened_dir(&grant.path, guest, perms)?;
     }
-    Ok(())
+    if parents.is_empty() {
+        return Ok(snapshot);
+    }
+    let root = std::env::temp_dir().join(format!(
+        "tether-files-{}",
+        hex::encode(crate::util::random_bytes::<8>())
+    ));
+    std::fs::create_dir(&root).with_context(|| format!("could not create {}", root.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    snapshot.dir = Some(root.clone());
+    for (index, (parent, files)) in parents.into_iter().enumerate() {
+        let dir = root.join(index.to_string());
+        std::fs::create_dir(&dir)?;
+        for grant in files {
+            let name = grant
+                .guest
+                .file_name()
+                .context("a granted file has a name")?;
+            copy_capped(&grant.path, &dir.join(name))
+                .with_context(|| format!("could not copy {}", grant.path.display()))?;
+        }
+        builder.preopened_dir(&dir, parent.to_string_lossy(), FsPerms::ReadOnly)?;
+    }
+    Ok(snapshot)
 }
 
 #[cfg(test)]
@@ -160,9 +301,37 @@ mod tests {
             ok,
             FileGrant {
                 path: data.clone(),
-                write: true
+                guest: data.clone(),
+                write: true,
+                file: false
             }
         );
+        std::fs::write(data.join("one.txt"), "one")?;
+        let one = data.join("one.txt").display().to_string();
+        assert!(
+            policy.grant(&one, false)?.file,
+            "a file is granted read-only"
+        );
+        assert!(policy.grant(&one, true).is_err(), "never writable");
+        // Of /proc, only the machine-wide files, and only when allowed.
+        let refused = policy
+            .grant("/proc/cpuinfo", false)
+            .err()
+            .unwrap_or_default();
+        assert!(refused.contains("extensions.files.allowed"), "{refused}");
+        let with_proc = FilePolicy {
+            allowed: vec!["/proc".into()],
+            own: vec![],
+        };
+        assert!(with_proc.grant("/proc/cpuinfo", false)?.file);
+        for process in [
+            "/proc/self/environ",
+            "/proc/1/environ",
+            "/proc/self",
+            "/proc/kcore",
+        ] {
+            assert!(with_proc.grant(process, false).is_err(), "{process}");
+        }
         for (declared, says) in [
             (state.display().to_string(), "not something"),
             (root.display().to_string(), "not something"),

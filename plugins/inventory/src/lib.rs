@@ -1,13 +1,18 @@
-//! `inventory`: collects what the machine is, as JSON, for the control
-//! plane or a script.
+//! `inventory`: what the machine is, as one JSON document, collected on a
+//! schedule (see `extension.toml`) and on demand (`invoke collect`).
 //!
-//! `invoke collect` returns a JSON document built from the machine's
-//! metadata and the extension's settings, and counts its activations in the
-//! key-value store, so the count survives host restarts.
+//! It reads only what the operator granted: `/etc/os-release`, the
+//! machine-wide `/proc` files (CPU, memory, mounts) and the package
+//! database (dpkg's status file; an rpm database is named, not read).
+//! Whatever is not granted or not there is left out of the document, never
+//! an error. Each collection reports a one-line summary as the
+//! extension's status, which reaches the cloud's instance view.
 //!
 //! Settings: `labels` (an object of strings, copied into the document) and
 //! `includeStatus` (bool, default true). Protected: `uploadToken`, a secret
 //! the document only says is present (it never leaves the extension).
+
+mod facts;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,6 +32,16 @@ struct Document {
     tenant_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os: Option<facts::OsRelease>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<facts::Cpu>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<facts::Memory>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filesystems: Option<Vec<facts::Filesystem>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packages: Option<facts::Packages>,
     labels: BTreeMap<String, String>,
     activations: u64,
     collections: u64,
@@ -52,6 +67,26 @@ fn status_name(status: ConnectionStatus) -> &'static str {
     }
 }
 
+fn summary(document: &Document) -> String {
+    let mut parts = Vec::new();
+    if let Some(os) = &document.os {
+        parts.push(os.pretty_name.clone());
+    }
+    if let Some(cpu) = &document.cpu {
+        parts.push(format!("{} CPUs", cpu.count));
+    }
+    if let Some(memory) = &document.memory {
+        parts.push(format!("{} MiB", memory.total_kib / 1024));
+    }
+    if let Some(packages) = &document.packages {
+        parts.push(format!("{} {} packages", packages.count, packages.source));
+    }
+    if parts.is_empty() {
+        parts.push("no machine files granted".into());
+    }
+    format!("collection {}: {}", document.collections, parts.join(", "))
+}
+
 fn collect() -> Result<String, Error> {
     let machine = tether_sdk::machine();
     let labels: BTreeMap<String, String> = settings::get("labels")?.unwrap_or_default();
@@ -66,14 +101,18 @@ fn collect() -> Result<String, Error> {
         vm_id: machine.vm_id,
         tenant_id: machine.tenant_id,
         status: include_status.then(|| status_name(machine.status)),
+        os: facts::os_release(),
+        cpu: facts::cpu(),
+        memory: facts::memory(),
+        filesystems: facts::filesystems(),
+        packages: facts::packages(),
         labels,
         activations: kv::get(ACTIVATIONS)?.unwrap_or(0),
         collections,
         has_upload_token: settings::protected::<String>("uploadToken")?.is_some(),
     };
-    let json = serde_json::to_string_pretty(&document)?;
-    tether_sdk::report_status(StatusState::Success, &format!("collection {collections}"));
-    Ok(json)
+    tether_sdk::report_status(StatusState::Success, &summary(&document));
+    Ok(serde_json::to_string_pretty(&document)?)
 }
 
 impl Extension for Inventory {

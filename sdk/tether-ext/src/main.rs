@@ -12,7 +12,6 @@ mod scaffold;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tether_package::{Manifest, ReadLimits};
@@ -190,20 +189,7 @@ fn run(command: Command) -> Result<()> {
             })?;
             let template = std::fs::read_to_string(dir.join("extension.toml"))
                 .with_context(|| format!("no extension.toml in {}", dir.display()))?;
-            let mut table: toml::Table =
-                toml::from_str(&template).context("extension.toml is not valid TOML")?;
-            let mut c = toml::Table::new();
-            c.insert("file".into(), "component.wasm".into());
-            c.insert(
-                "sha256".into(),
-                hex::encode(sha2::Sha256::digest(&bytes)).into(),
-            );
-            c.insert(
-                "size".into(),
-                toml::Value::Integer(i64::try_from(bytes.len())?),
-            );
-            table.insert("component".into(), toml::Value::Table(c));
-            let manifest_text = toml::to_string_pretty(&table)?;
+            let manifest_text = Manifest::complete(&template, &bytes).context("extension.toml")?;
             let manifest = Manifest::parse(manifest_text.as_bytes()).context("extension.toml")?;
             let package = tether_package::build(manifest_text.as_bytes(), &bytes, None)?;
             let out = out.unwrap_or_else(|| {

@@ -48,6 +48,11 @@ pub struct Capabilities {
     /// Directories it may read and write (absolute).
     #[serde(default)]
     pub write_paths: Vec<String>,
+    /// Read paths it can do without: one absent on the machine is skipped,
+    /// one present is granted like a read path (for example dpkg's status
+    /// file, or the rpm database, whichever the machine has).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional_read_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +152,30 @@ impl Manifest {
     /// a manifest built by hand.
     pub fn extension_id(&self) -> Result<crate::ExtensionId, crate::IdError> {
         crate::ExtensionId::new(&self.publisher, &self.name)
+    }
+
+    /// An author's `extension.toml` (everything but `[component]`)
+    /// completed with the component's file name, digest and size, as
+    /// packed: the text, checked.
+    pub fn complete(template: &str, component: &[u8]) -> Result<String, PackageError> {
+        use sha2::Digest;
+        let mut table: toml::Table = toml::from_str(template).map_err(|e| {
+            PackageError::Manifest(format!("it is not valid TOML: {}", e.message()))
+        })?;
+        let mut c = toml::Table::new();
+        c.insert("file".into(), "component.wasm".into());
+        c.insert(
+            "sha256".into(),
+            hex::encode(sha2::Sha256::digest(component)).into(),
+        );
+        let size = i64::try_from(component.len())
+            .map_err(|_| PackageError::Manifest("the component is too large".into()))?;
+        c.insert("size".into(), toml::Value::Integer(size));
+        table.insert("component".into(), toml::Value::Table(c));
+        let text =
+            toml::to_string_pretty(&table).map_err(|e| PackageError::Manifest(e.to_string()))?;
+        Self::parse(text.as_bytes())?;
+        Ok(text)
     }
 
     /// The manifest as TOML.
