@@ -15,6 +15,7 @@ mod operations;
 mod outbound;
 mod proxy;
 mod run_commands;
+mod samples;
 mod schedules;
 mod service;
 mod version;

@@ -578,7 +578,8 @@ async fn machines(State(cloud): State<Arc<Cloud>>) -> Response {
                     .filter(|e| e.machine == r.resource.id.to_ascii_lowercase())
                     .map(|e| json!(crate::arm::view_extension(e)))
                     .collect();
-                json!({"machine": crate::arm::view_machine(r, now), "lastHeartbeat": r.last_heartbeat, "extensions": exts})
+                let metrics = m.metrics.get(&r.resource.id.to_ascii_lowercase());
+                json!({"machine": crate::arm::view_machine(r, now), "lastHeartbeat": r.last_heartbeat, "extensions": exts, "metrics": metrics})
             })
             .collect()
     });
@@ -697,5 +698,6 @@ async fn bootstrap(
         "administrator": admin,
         "onboarding": onboarding,
         "user": {"username": user.username, "password": password, "objectId": user.object_id},
+        "metricsKey": cloud.read(|m| m.metrics_key.clone()),
     })))
 }

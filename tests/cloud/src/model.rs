@@ -15,6 +15,13 @@ pub struct Model {
     #[serde(default)]
     pub token_key: String,
     pub admin_key: String,
+    /// What the metrics sink asks of who posts (made at the first start;
+    /// state files from before get one then).
+    #[serde(default)]
+    pub metrics_key: String,
+    /// The latest measurements by lower-cased machine id.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, crate::metrics::MetricsRecord>,
     /// Seconds the admin API has moved the clock forward.
     pub clock_offset: u64,
     pub tenants: BTreeMap<String, Tenant>,

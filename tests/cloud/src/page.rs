@@ -27,8 +27,14 @@ pub async fn index(State(cloud): State<Arc<Cloud>>) -> Html<String> {
                     .filter(|e| &e.machine == key)
                     .map(|e| {
                         let v = view_extension(e);
+                        let status = v
+                            .properties
+                            .instance_view
+                            .as_ref()
+                            .map(|i| format!(": {}", escape(&i.status.message)))
+                            .unwrap_or_default();
                         format!(
-                            "{}/{} {} ({})",
+                            "{}/{} {} ({}){status}",
                             escape(&v.properties.publisher),
                             escape(&v.properties.extension_type),
                             escape(&v.properties.type_handler_version),
@@ -36,8 +42,13 @@ pub async fn index(State(cloud): State<Arc<Cloud>>) -> Html<String> {
                         )
                     })
                     .collect();
+                let metrics = m
+                    .metrics
+                    .get(key)
+                    .map(|r| escape(&crate::metrics::summary(r)))
+                    .unwrap_or_else(|| "-".into());
                 format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{metrics}</td></tr>",
                     escape(&r.resource.name),
                     escape(key.split('/').nth(4).unwrap_or_default()),
                     status_of(r, now),
@@ -51,7 +62,7 @@ pub async fn index(State(cloud): State<Arc<Cloud>>) -> Html<String> {
     Html(format!(
         "<!doctype html><html><head><meta charset=utf-8><title>tether-cloud</title><meta http-equiv=refresh content=5></head>\
 <body style=\"font-family:sans-serif\"><h1>tether-cloud</h1><p>Machines (the clock reads {}).</p>\
-<table border=1 cellpadding=4 style=\"border-collapse:collapse\"><tr><th>Name</th><th>Resource group</th><th>Status</th><th>Last heartbeat</th><th>Agent</th><th>Extensions</th></tr>{rows}</table></body></html>",
+<table border=1 cellpadding=4 style=\"border-collapse:collapse\"><tr><th>Name</th><th>Resource group</th><th>Status</th><th>Last heartbeat</th><th>Agent</th><th>Extensions</th><th>Metrics</th></tr>{rows}</table></body></html>",
         rfc3339(now)
     ))
 }

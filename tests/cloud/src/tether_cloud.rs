@@ -16,6 +16,7 @@ mod faults;
 mod gallery;
 mod identity;
 mod keys;
+mod metrics;
 mod model;
 mod page;
 mod run_commands;
@@ -307,6 +308,9 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
             .decode(&model.token_key)
             .context("the state file's signing key is damaged")?
     };
+    if model.metrics_key.is_empty() {
+        model.metrics_key = util::secret(32);
+    }
     let admin_key = model.admin_key.clone();
     let cloud = Arc::new(Cloud {
         base_url: base_url.clone(),
@@ -377,6 +381,7 @@ fn router(cloud: Arc<Cloud>) -> Router {
         .route("/agent/v1/heartbeat", post(agent::heartbeat))
         .route("/agent/v1/extensions", get(agent::desired))
         .route("/agent/v1/extensions/{name}/status", post(agent::report))
+        .route("/metrics/v1/ingest", post(metrics::ingest))
         .route("/agent/v1/runcommands", get(run_commands::pending))
         .route(
             "/agent/v1/runcommands/{name}/status",
