@@ -118,3 +118,149 @@ fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
     assert_eq!(refused.status(), 401);
     Ok(())
 }
+
+/// A self-signed certificate valid for `days`, as PEM, made with openssl.
+fn certificate(dir: &Path, name: &str, days: u32) -> anyhow::Result<String> {
+    let (key, cert) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pem")),
+    );
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj"])
+        .arg(format!("/CN={name}"))
+        .arg("-days")
+        .arg(days.to_string())
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!("openssl is needed (apt-get install openssl; .ci/run does): {e}")
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(std::fs::read_to_string(cert)?)
+}
+
+#[test]
+fn the_certsync_sample_writes_its_bundle_atomically_only_when_it_changed() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "certsync-1")?;
+    let h = home.path();
+    let work = tempfile::tempdir()?;
+    let granted = work.path().join("certs");
+    std::fs::create_dir(&granted)?;
+    let granted = std::fs::canonicalize(&granted)?;
+    let bundle = granted.join("bundle.pem");
+    let long = certificate(work.path(), "long", 400)?;
+    let short = certificate(work.path(), "short", 10)?;
+    let server = LoopbackHttp::start(&long)?;
+    let origin = format!("http://{}", server.addr);
+
+    let contoso = Publisher::new("Contoso", 61);
+    trust(h, &contoso)?;
+    config(
+        h,
+        "extensions.files.allowed",
+        &granted.display().to_string(),
+    )?;
+    config(h, "extensions.outbound.allowed", &origin)?;
+    config(h, "extensions.outbound.allowlocal", "true")?;
+    // Its hourly schedule left out: the test runs each sync itself.
+    let bytes = sample_package(&contoso, "certsync", tether_test_artifacts::CERTSYNC, |m| {
+        let m = m
+            .replace("https://pki.contoso.example", &origin)
+            .replace("/var/lib/certsync", &granted.display().to_string());
+        m[..m.find("[[schedule]]").unwrap_or(m.len())].to_string()
+    })?;
+    let admin = cloud.cloud.admin()?;
+    admin.upload_package("Contoso", "CertSync", "1.0.0", bytes)?;
+    let registration: Value = serde_json::from_slice(&std::fs::read(h.join("registration.json"))?)?;
+    admin.post(
+        "/extensions",
+        serde_json::json!({"machineId": registration["resourceId"], "name": "certsync", "publisher": "Contoso",
+                           "type": "CertSync", "version": "1.0.0",
+                           "settings": {"url": format!("{origin}/bundle.pem"), "path": bundle}}),
+    )?;
+    let service = Service::start(h, "1s")?;
+    service.wait_until("certsync installed", |l| {
+        l["reconcileOutcomes"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|x| x["action"] == "installed"))
+    })?;
+    let sync = || -> anyhow::Result<(bool, Value, Value)> {
+        let out = tether(h)
+            .args(["extension", "invoke", "Contoso/CertSync", "sync"])
+            .output()?;
+        let record: Value = serde_json::from_slice(
+            &tether(h)
+                .args(["--json", "extension", "show", "Contoso/CertSync"])
+                .output()?
+                .stdout,
+        )?;
+        let answer = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        Ok((out.status.success(), answer, record))
+    };
+    let (ok, first, _) = sync()?;
+    assert!(ok, "{first}");
+    assert_eq!(first["changed"], true, "{first}");
+    assert_eq!(first["certificates"], 1);
+    assert!(
+        (398..=400).contains(&first["daysLeft"].as_i64().unwrap_or(0)),
+        "{first}"
+    );
+    assert_eq!(std::fs::read_to_string(&bundle)?, long);
+    let inode = |p: &Path| -> anyhow::Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(std::fs::metadata(p)?.ino())
+    };
+    let before = (inode(&bundle)?, std::fs::metadata(&bundle)?.modified()?);
+
+    // The same bundle: the file is not touched.
+    let (ok, again, record) = sync()?;
+    assert!(ok && again["changed"] == false, "{again}");
+    assert_eq!(
+        (inode(&bundle)?, std::fs::metadata(&bundle)?.modified()?),
+        before
+    );
+    assert_eq!(record["state"], "success", "{record}");
+
+    // A new bundle with a certificate about to expire: replaced by a rename
+    // (a new inode, never a half-written file), and a warning.
+    let both = format!("{long}{short}");
+    server.set_body(&both);
+    let (ok, changed, record) = sync()?;
+    assert!(ok && changed["changed"] == true, "{changed}");
+    assert_eq!(changed["certificates"], 2);
+    assert_eq!(std::fs::read_to_string(&bundle)?, both);
+    assert_ne!(
+        inode(&bundle)?,
+        before.0,
+        "replaced, not rewritten in place"
+    );
+    assert_eq!(record["state"], "warning", "{record}");
+    assert!(
+        record["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("2 certificates, the earliest expiring"),
+        "{record}"
+    );
+
+    // Not a bundle: refused, and the file kept.
+    server.set_body("<html>maintenance</html>");
+    let (ok, _, _) = sync()?;
+    assert!(!ok, "what is not a bundle is refused");
+    assert_eq!(std::fs::read_to_string(&bundle)?, both);
+    let leftovers: Vec<_> = std::fs::read_dir(&granted)?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "only the bundle: {leftovers:?}");
+    assert!(service.stop()?.success());
+    Ok(())
+}

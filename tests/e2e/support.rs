@@ -81,23 +81,27 @@ pub fn assert_hello_still_works(runtime: &Runtime) -> TestResult {
     Ok(())
 }
 
-/// A loopback HTTP server answering every request with `body`, counting
-/// the requests it saw.
+/// A loopback HTTP server answering every request with its body (which
+/// [`set_body`](Self::set_body) changes), counting the requests it saw.
 pub struct LoopbackHttp {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicUsize>,
+    body: Arc<std::sync::Mutex<String>>,
 }
 
 impl LoopbackHttp {
-    pub fn start(body: &'static str) -> anyhow::Result<Self> {
+    pub fn start(body: &str) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicUsize::new(0));
         let seen = requests.clone();
+        let body = Arc::new(std::sync::Mutex::new(body.to_string()));
+        let served = body.clone();
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 seen.fetch_add(1, Ordering::SeqCst);
+                let body = served.lock().map(|b| b.clone()).unwrap_or_default();
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf);
@@ -108,7 +112,17 @@ impl LoopbackHttp {
                 let _ = stream.write_all(response.as_bytes());
             }
         });
-        Ok(Self { addr, requests })
+        Ok(Self {
+            addr,
+            requests,
+            body,
+        })
+    }
+
+    pub fn set_body(&self, body: &str) {
+        if let Ok(mut b) = self.body.lock() {
+            *b = body.to_string();
+        }
     }
 
     pub fn url(&self) -> String {

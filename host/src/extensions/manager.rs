@@ -654,7 +654,34 @@ impl Manager {
             args: args.to_vec(),
         };
         // The guest's error names the extension and the call itself.
-        Ok(ext.call_within(call, max)?)
+        let outcome = ext.call_within(call, max)?;
+        if let Some(status) = &outcome.status
+            && let Some(mut record) = installed_one(&self.state, &id)?
+        {
+            record.state = status_name(status.state).to_string();
+            record.message = status.message.clone();
+            record.time = crate::util::now();
+            self.save(&id, &record)?;
+            self.queue_report(&record, record.message.clone());
+        }
+        Ok(outcome)
+    }
+
+    /// Queues the record's status for the cloud, when the cloud assigned
+    /// it (the next reconcile pass sends it).
+    fn queue_report(&self, record: &Installed, message: String) {
+        let Some(cloud) = &record.cloud else {
+            return;
+        };
+        let report = tether_cloud_api::agent::ExtensionStatusReport {
+            sequence: cloud.sequence,
+            state: record.state.clone(),
+            version: record.version.clone(),
+            message,
+        };
+        if let Err(e) = super::outbox::put(&self.state, &cloud.name, report) {
+            tracing::warn!("could not keep {}'s report for the cloud: {e:#}", record.id);
+        }
     }
 
     /// The record of an extension that may run now: installed, enabled,
@@ -734,11 +761,22 @@ impl Manager {
             record.message = message;
             record.time = now;
         }
+        let skipped = run.result.as_deref() == Some("skipped");
+        let note = format!(
+            "{} (`{}` ran {}; next run {})",
+            record.message,
+            run.schedule,
+            crate::util::rfc3339(now),
+            crate::util::rfc3339(next_run)
+        );
         if record.runs.len() <= index {
             record.runs.resize(index + 1, Default::default());
         }
         record.runs[index] = run;
         self.save(id, &record)?;
+        if !skipped {
+            self.queue_report(&record, note);
+        }
         Ok(Some(record))
     }
 

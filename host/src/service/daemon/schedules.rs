@@ -3,17 +3,16 @@
 //! two runs of one extension ever overlap), each under the extensions' one
 //! owner and within the extension's call deadline and the CPU governor.
 //! A run of a cloud-assigned extension is reported to the cloud as its
-//! status, which the extension resource's instance view shows.
+//! status (the manager queues the report, a reconcile pass sends it),
+//! which the extension resource's instance view shows.
 
 use super::{Service, Wake, lock};
 use crate::extensions::manager::{installed, parse_id};
-use crate::extensions::outbox;
 use crate::extensions::schedule::{first_delay, next_delay, random_unit};
 use anyhow::{Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tether_cloud_api::agent::ExtensionStatusReport;
 
 /// How often the runner looks for extensions installed or removed since.
 const RESCAN: Duration = Duration::from_secs(2);
@@ -110,25 +109,9 @@ impl Service {
             run.result.as_deref().unwrap_or_default(),
             run.message
         );
-        let (Some(cloud), false) = (&record.cloud, run.result.as_deref() == Some("skipped")) else {
-            return;
-        };
-        let report = ExtensionStatusReport {
-            sequence: cloud.sequence,
-            state: record.state.clone(),
-            version: record.version.clone(),
-            message: format!(
-                "{} (`{}` ran {}; next run {})",
-                record.message,
-                run.schedule,
-                run.last_run.map(crate::util::rfc3339).unwrap_or_default(),
-                crate::util::rfc3339(next)
-            ),
-        };
-        match outbox::put(&self.state, &cloud.name, report) {
-            // The reconcile pass sends what the outbox holds.
-            Ok(()) => self.wake(Wake::Reconcile),
-            Err(e) => tracing::warn!("could not keep {}'s report: {e:#}", record.id),
+        // The manager queued the run's report; the reconcile pass sends it.
+        if record.cloud.is_some() && run.result.as_deref() != Some("skipped") {
+            self.wake(Wake::Reconcile);
         }
     }
 }
