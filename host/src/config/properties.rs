@@ -466,7 +466,7 @@ pub static PROPERTIES: &[Property] = &[
     },
     Property {
         key: "extensions.files.allowed",
-        meaning: "Directories under which extensions may be granted the read_paths and write_paths their manifests declare. Empty: none. Tether's state root, the identity key files, /proc, /sys, /dev, /boot, /root and the system's secrets are never granted, whatever this says.",
+        meaning: "Directories (or single files) under which extensions may be granted the read_paths and write_paths their manifests declare. Empty: none. Tether's state root, the identity key files, /proc (but its machine-wide files), /sys, /dev, /boot, /root and the system's secrets are never granted, whatever this says.",
         format: "comma-separated absolute directories",
         default: "[]",
         example: "tether config set extensions.files.allowed /var/log --add",
