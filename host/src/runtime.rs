@@ -26,6 +26,7 @@ mod log_capture;
 mod machine;
 mod network_guard;
 mod outbound;
+mod wasi_http;
 mod wit;
 
 pub use activation::{Activation, Call, CallOutcome, ReportedStatus};

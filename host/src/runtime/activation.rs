@@ -130,6 +130,12 @@ impl<'a> Activation<'a> {
             cpu: ext.cpu.clone(),
             cpu_mark: Instant::now(),
             status: None,
+            http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks: super::wasi_http::Hooks {
+                grant: ext.spec.outbound.clone(),
+                http: ext.http.clone(),
+                deadline: Instant::now() + ext.spec.limits.call_timeout,
+            },
         };
         let mut store = Store::new(&ext.engine, state);
         store.limiter(|state| &mut state.limiter);

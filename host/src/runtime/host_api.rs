@@ -32,6 +32,19 @@ pub(crate) struct HostState {
     /// vDSO read, and it can only be stricter.
     pub(crate) cpu_mark: Instant,
     pub(crate) status: Option<(StatusState, String)>,
+    pub(crate) http_ctx: wasmtime_wasi_http::WasiHttpCtx,
+    pub(crate) http_hooks: super::wasi_http::Hooks,
+}
+
+impl wasmtime_wasi_http::WasiHttpView for HostState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        self.http_hooks.deadline = self.deadline;
+        wasmtime_wasi_http::WasiHttpCtxView {
+            hooks: &mut self.http_hooks,
+            table: &mut self.table,
+            ctx: &mut self.http_ctx,
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -44,12 +57,15 @@ impl WasiView for HostState {
 }
 
 /// The linker every extension is instantiated with: WASI (configured per
-/// store to grant nothing but clocks, random and captured stdio) and the
-/// `tether:extension` imports.
+/// store to grant nothing but clocks, random, captured stdio and the
+/// directories granted), `wasi:http`'s outgoing handler (through the
+/// extension's outbound grant), and the `tether:extension` imports.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
         .map_err(|e| anyhow::anyhow!("could not link WASI: {e}"))?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+        .map_err(|e| anyhow::anyhow!("could not link wasi:http: {e}"))?;
     super::deadline_clock::link(&mut linker)?;
     Extension::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
         .map_err(|e| anyhow::anyhow!("could not link the tether:extension imports: {e}"))?;

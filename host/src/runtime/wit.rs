@@ -23,7 +23,7 @@ pub(crate) fn explain_link_error(id: &str, error: &wasmtime::Error) -> String {
             crate::version::CONTRACT_VERSION
         )
     } else {
-        "it imports an interface Tether does not grant to extensions (only the tether:extension contract, WASI clocks, random, and captured stdio are available)".to_string()
+        "it imports an interface Tether does not grant to extensions (only the tether:extension contract, WASI clocks, random, captured stdio, granted directories and wasi:http's outgoing handler are available)".to_string()
     };
     format!("extension `{id}` cannot be linked: {hint}. Detail: {text}")
 }
