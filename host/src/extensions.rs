@@ -2,6 +2,7 @@
 //! checks, the manager, and the unsigned development path (`dev`).
 
 pub mod admission;
+pub mod capabilities;
 pub mod dev;
 pub mod manager;
 pub mod outbox;

@@ -4,11 +4,11 @@
 //! wins; a non-empty allowlist is exclusive; monitor mode admits only the
 //! monitoring category) → no downgrade (below the highest version ever
 //! installed here, unless a local operator allows it) → capabilities within what the
-//! operator allows. Each refusal names its check.
+//! operator allows (each capability's own module under `capabilities/`).
+//! Each refusal names its check.
 
 use super::trust::TrustStore;
 use crate::config::{Mode, Settings};
-use crate::runtime::HostPattern;
 use serde::Serialize;
 use tether_package::{Package, PackageError, ReadLimits};
 
@@ -88,57 +88,9 @@ pub fn admit(
             ),
         ));
     }
-    outbound_grant(&m.capabilities.outbound, settings).map_err(|e| refuse("capabilities", e))?;
-    files
-        .grants(&m.capabilities)
-        .map_err(|why| refuse("capabilities", why))?;
-    schedules_allowed(&m.schedules, settings).map_err(|why| refuse("schedules", why))?;
+    let operator = super::capabilities::Operator { settings, files };
+    let mut scratch = crate::runtime::ExtensionSpec::new(m.id(), std::path::PathBuf::new());
+    super::capabilities::grant_all(m, &operator, &mut scratch)
+        .map_err(|(check, why)| refuse(check, why))?;
     Ok(package)
-}
-
-/// Every `[[schedule]]` entry runs no more often than the operator's
-/// `extensions.schedules.mininterval` allows, or why not.
-pub fn schedules_allowed(
-    schedules: &[tether_package::Schedule],
-    settings: &Settings,
-) -> Result<(), String> {
-    let floor = settings.extensions.schedules.min_interval();
-    match schedules.iter().find(|s| s.interval() < floor) {
-        Some(s) => Err(format!(
-            "schedule `{}` runs every {}, more often than extensions.schedules.mininterval ({}) allows; the operator allows it with `tether config set extensions.schedules.mininterval {}`",
-            s.label(),
-            s.every,
-            settings.extensions.schedules.mininterval,
-            s.every
-        )),
-        None => Ok(()),
-    }
-}
-
-/// The origins a manifest declares, each covered by one the operator
-/// allows (`extensions.outbound.allowed`), or why not.
-pub fn outbound_grant(
-    declared: &[String],
-    settings: &Settings,
-) -> Result<Vec<HostPattern>, String> {
-    let allowed: Vec<HostPattern> = settings
-        .extensions
-        .outbound
-        .allowed
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    declared
-        .iter()
-        .map(|origin| {
-            let pattern: HostPattern = origin.parse()?;
-            if allowed.iter().any(|a| a.covers(&pattern)) {
-                Ok(pattern)
-            } else {
-                Err(format!(
-                    "outbound origin `{origin}` is not covered by extensions.outbound.allowed; the operator allows it with `tether config set extensions.outbound.allowed {origin} --add`"
-                ))
-            }
-        })
-        .collect()
 }

@@ -16,8 +16,7 @@ use crate::config::Settings;
 use crate::exit::{Exit, coded};
 use crate::lifecycle::journal::{self, Journal};
 use crate::runtime::{
-    Call, CallOutcome, ExtensionSpec, Limits, LoadedExtension, OutboundGrant, Runtime,
-    RuntimeOptions, status_name,
+    Call, CallOutcome, ExtensionSpec, Limits, LoadedExtension, Runtime, RuntimeOptions, status_name,
 };
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result, bail};
@@ -437,25 +436,20 @@ impl Manager {
             m.limits.memory_mib,
             Duration::from_millis(m.limits.call_timeout_ms),
         );
-        // A broken settings file grants nothing extra.
+        // A broken settings file grants nothing extra. Granted again at
+        // every load, on the settings and paths as they are now: a link
+        // planted since admission, or a narrowed setting, takes hold.
         let settings = crate::config::SettingsStore::new(&self.state)
             .load()
             .unwrap_or_default();
-        let allow_local = settings.extensions.outbound.allowlocal;
-        // Granted again at every load, on the paths as they are now: a
-        // link planted since admission, or a narrowed setting, takes hold.
-        spec.files = self
-            .file_policy(&settings)
-            .grants(&m.capabilities)
-            .map_err(|why| anyhow::anyhow!("{id} is no longer granted what it declares: {why}"))?;
-        spec.outbound = OutboundGrant {
-            hosts: super::admission::outbound_grant(&m.capabilities.outbound, &settings).map_err(
-                |why| anyhow::anyhow!("{id} is no longer granted what it declares: {why}"),
-            )?,
-            allow_local,
+        let files = self.file_policy(&settings);
+        let operator = super::capabilities::Operator {
+            settings: &settings,
+            files: &files,
         };
-        super::admission::schedules_allowed(&m.schedules, &settings)
-            .map_err(|why| anyhow::anyhow!("{id} is no longer granted what it declares: {why}"))?;
+        super::capabilities::grant_all(m, &operator, &mut spec).map_err(|(_, why)| {
+            anyhow::anyhow!("{id} is no longer granted what it declares: {why}")
+        })?;
         self.runtime.load(&package.component, spec)
     }
 
