@@ -41,7 +41,7 @@ pub use log_capture::{
 };
 pub use machine::{MachineInfo, MachineView};
 pub use outbound::{HostPattern, OutboundGrant};
-pub use wit::{ConnectionStatus, Level, StatusState};
+pub use wit::{ConnectionStatus, Level, PROVIDED as CONTRACTS_PROVIDED, StatusState};
 
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -196,11 +196,11 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| anyhow::anyhow!(wit::explain_link_error(&spec.id, &e)))?;
-        let pre = wit::ExtensionPre::new(pre).map_err(|e| {
+        let pre = wit::BindingsPre::new(pre).map_err(|e| {
             anyhow::anyhow!(
-                "extension `{}` does not export the tether:extension/lifecycle@{} interface: {e}",
+                "extension `{}` does not export the tether:extension/lifecycle interface of a version this host provides ({}): {e}",
                 spec.id,
-                crate::version::CONTRACT_VERSION
+                wit::PROVIDED.join(", ")
             )
         })?;
         Ok(LoadedExtension {
@@ -218,7 +218,7 @@ impl Runtime {
 
 /// A compiled, linked extension, ready to be activated any number of times.
 pub struct LoadedExtension {
-    pre: wit::ExtensionPre<host_api::HostState>,
+    pre: wit::BindingsPre,
     engine: wasmtime::Engine,
     kv: Arc<Mutex<kv::KvStore>>,
     spec: Arc<ExtensionSpec>,

@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
-/// The version of the `tether:extension` contract this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The newest version of the `tether:extension` contract this host
+/// implements (a unit test holds it to `wit/extension.wit`'s package).
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// The wasmtime release the runtime is built on (kept in step with
 /// host/Cargo.toml; a test checks the two agree).
@@ -17,6 +18,8 @@ pub struct BuildInfo {
     pub commit: &'static str,
     pub wasmtime: &'static str,
     pub contract: &'static str,
+    /// Every contract version extensions may be built against, newest first.
+    pub contracts: &'static [&'static str],
     pub target: &'static str,
 }
 
@@ -27,6 +30,7 @@ pub fn build_info() -> BuildInfo {
         commit: env!("TETHER_GIT_COMMIT"),
         wasmtime: WASMTIME_VERSION,
         contract: CONTRACT_VERSION,
+        contracts: crate::runtime::CONTRACTS_PROVIDED,
         target: std::env::consts::OS,
     }
 }

@@ -40,7 +40,7 @@ pub(crate) fn manifest(
     extra: &str,
 ) -> Vec<u8> {
     format!(
-        "publisher = \"{publisher}\"\nname = \"{name}\"\nversion = \"{version}\"\ncontract = \"0.1.0\"\ncategory = \"{category}\"\n{extra}\n[component]\nfile = \"component.wasm\"\nsha256 = \"{}\"\nsize = {}\n",
+        "publisher = \"{publisher}\"\nname = \"{name}\"\nversion = \"{version}\"\ncontract = \"0.2.0\"\ncategory = \"{category}\"\n{extra}\n[component]\nfile = \"component.wasm\"\nsha256 = \"{}\"\nsize = {}\n",
         hex::encode(sha2::Sha256::digest(component)),
         component.len()
     )
@@ -73,8 +73,18 @@ pub(crate) fn sample_package(
     let template = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/{plugin}/extension.toml")),
     )?;
+    completed_package(signer, &edit(template), wasm)
+}
+
+/// A package of `wasm` whose manifest is `template` completed with it,
+/// signed by `signer`.
+pub(crate) fn completed_package(
+    signer: &Publisher,
+    template: &str,
+    wasm: &str,
+) -> anyhow::Result<Vec<u8>> {
     let component = std::fs::read(wasm)?;
-    let m = tether_package::Manifest::complete(&edit(template), &component)?;
+    let m = tether_package::Manifest::complete(template, &component)?;
     let sig = tether_package::sign(m.as_bytes(), &signer.key);
     Ok(tether_package::build(m.as_bytes(), &component, Some(&sig))?)
 }

@@ -9,6 +9,7 @@ mod cache;
 mod cli_run_local;
 mod config;
 mod containment;
+mod contract;
 mod extensions;
 mod lifecycle;
 mod operations;

@@ -9,7 +9,8 @@ fn version_names_tether_wasmtime_and_the_contract() -> TestResult {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(v["contract"], "0.1.0");
+    assert_eq!(v["contract"], "0.2.0");
+    assert_eq!(v["contracts"], serde_json::json!(["0.2.0", "0.1.0"]));
     assert!(!v["commit"].as_str().unwrap_or_default().is_empty());
 
     // The wasmtime version reported is the one actually linked.
@@ -25,10 +26,21 @@ fn version_names_tether_wasmtime_and_the_contract() -> TestResult {
     // And the contract version is the one in wit/.
     let wit =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/extension.wit"))?;
-    assert!(wit.contains("package tether:extension@0.1.0;"));
+    assert!(wit.contains("package tether:extension@0.2.0;"));
+    let frozen = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../wit/since_v0_1_0/extension.wit"
+    ))?;
+    assert!(frozen.contains("package tether:extension@0.1.0;"));
 
     let text = tether(home.path()).arg("version").output()?;
-    assert!(stdout(&text).contains("contract tether:extension@0.1.0"));
+    assert!(
+        stdout(&text).contains(
+            "contract tether:extension@0.2.0 (runs extensions built against 0.2.0, 0.1.0)"
+        ),
+        "{}",
+        stdout(&text)
+    );
     Ok(())
 }
 

@@ -75,6 +75,10 @@ pub struct ExtensionStatusReport {
     pub state: String,
     pub version: String,
     pub message: String,
+    /// The latest document the extension reported (contract 0.2.0): one
+    /// JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<Value>,
 }
 
 impl ExtensionStatusReport {

@@ -339,9 +339,19 @@ pub fn run_manage(out: &Output, command: ManageCommand) -> anyhow::Result<Exit> 
             }
         }
         ManageCommand::Show { id } => {
-            let e = installed_one(&state, &parse_id(&id)?)?
+            let id = parse_id(&id)?;
+            let e = installed_one(&state, &id)?
                 .ok_or_else(|| coded(Exit::Usage, format!("{id} is not installed")))?;
-            show_record(&e, serde_json::to_string_pretty(&e)?);
+            // The record and, apart, the latest document it reported.
+            let mut view = serde_json::to_value(&e)?;
+            if let Some(document) = crate::extensions::manager::document(&state, &id) {
+                view["document"] = document;
+            }
+            if out.is_json() {
+                out.json(&view)
+            } else {
+                out.line(serde_json::to_string_pretty(&view)?)
+            }
         }
         ManageCommand::Install {
             source,

@@ -10,7 +10,11 @@ pub fn run(out: &Output) -> anyhow::Result<Exit> {
     } else {
         out.line(format_args!("tether {} ({})", info.version, info.commit));
         out.line(format_args!("wasmtime {}", info.wasmtime));
-        out.line(format_args!("contract tether:extension@{}", info.contract));
+        out.line(format_args!(
+            "contract tether:extension@{} (runs extensions built against {})",
+            info.contract,
+            info.contracts.join(", ")
+        ));
     }
     Ok(Exit::Success)
 }

@@ -76,15 +76,19 @@ pub fn admit(
             ),
         ));
     }
-    let contract = semver::Version::parse(crate::version::CONTRACT_VERSION)
-        .unwrap_or_else(|_| semver::Version::new(0, 1, 0));
-    if m.contract.major != contract.major || m.contract.minor != contract.minor {
+    let provided = crate::runtime::CONTRACTS_PROVIDED;
+    let compatible = provided
+        .iter()
+        .filter_map(|v| semver::Version::parse(v).ok())
+        .any(|v| v.major == m.contract.major && v.minor == m.contract.minor && m.contract <= v);
+    if !compatible {
         return Err(refuse(
             "contract",
             format!(
-                "{} was built for tether:extension@{}; this host provides {contract}",
+                "{} was built for tether:extension@{}; this host provides {}",
                 m.id(),
-                m.contract
+                m.contract,
+                provided.join(" and ")
             ),
         ));
     }

@@ -284,6 +284,16 @@ pub fn installed(state: &StateRoot) -> Vec<Installed> {
     all
 }
 
+fn document_path(state: &StateRoot, id: &ExtensionId) -> std::path::PathBuf {
+    state.extension_dir(id).join("document.json")
+}
+
+/// The latest document the extension reported (contract 0.2.0), read
+/// without the lock (for `extension show`).
+pub fn document(state: &StateRoot, id: &ExtensionId) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(document_path(state, id)).ok()?).ok()
+}
+
 /// One installed extension's record, read without starting a runtime or
 /// taking the lock (for `extension show`).
 pub fn installed_one(state: &StateRoot, id: &ExtensionId) -> Result<Option<Installed>> {
@@ -649,16 +659,30 @@ impl Manager {
         };
         // The guest's error names the extension and the call itself.
         let outcome = ext.call_within(call, max)?;
-        if let Some(status) = &outcome.status
+        if let Some(document) = &outcome.document {
+            self.keep_document(&id, document)?;
+        }
+        if (outcome.status.is_some() || outcome.document.is_some())
             && let Some(mut record) = installed_one(&self.state, &id)?
         {
-            record.state = status_name(status.state).to_string();
-            record.message = status.message.clone();
-            record.time = crate::util::now();
-            self.save(&id, &record)?;
+            if let Some(status) = &outcome.status {
+                record.state = status_name(status.state).to_string();
+                record.message = status.message.clone();
+                record.time = crate::util::now();
+                self.save(&id, &record)?;
+            }
             self.queue_report(&record, record.message.clone());
         }
         Ok(outcome)
+    }
+
+    /// Keeps the latest document the extension reported.
+    fn keep_document(&self, id: &ExtensionId, json: &str) -> Result<()> {
+        write_atomic(
+            &document_path(&self.state, id),
+            json.as_bytes(),
+            Access::Public,
+        )
     }
 
     /// Queues the record's status for the cloud, when the cloud assigned
@@ -672,6 +696,9 @@ impl Manager {
             state: record.state.clone(),
             version: record.version.clone(),
             message,
+            document: parse_id(&record.id)
+                .ok()
+                .and_then(|id| document(&self.state, &id)),
         };
         if let Err(e) = super::outbox::put(&self.state, &cloud.name, report) {
             tracing::warn!("could not keep {}'s report for the cloud: {e:#}", record.id);
@@ -739,6 +766,11 @@ impl Manager {
                     args: entry.args.clone(),
                 })
             });
+            if let Ok(Ok(outcome)) = &result
+                && let Some(document) = &outcome.document
+            {
+                self.keep_document(id, document)?;
+            }
             let (result, state, message, output) = match result {
                 Ok(called) => schedule::outcome(&entry, &called),
                 Err(e) => (

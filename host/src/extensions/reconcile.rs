@@ -171,6 +171,7 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
                         state: "error".into(),
                         version: want.version.clone(),
                         message: message.clone(),
+                        document: None,
                     },
                 );
                 outcomes.push(Outcome {
@@ -243,6 +244,7 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
                 state: state_name,
                 version,
                 message: message.clone(),
+                document: None,
             },
         );
         outcomes.push(Outcome {
@@ -282,6 +284,7 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
                 .into(),
                 version: record.version.clone(),
                 message: warnings,
+                document: None,
             },
         );
         outcomes.push(Outcome {

@@ -6,7 +6,7 @@ use super::error::{GuestError, GuestErrorKind, classify};
 use super::host_api::HostState;
 use super::limits::{Limiter, MAX_OUTPUT_BYTES};
 use super::log_capture::{CaptureStream, LogCapture, LogRecord, LogSource};
-use super::wit::{Extension, StatusState};
+use super::wit::{Bindings, StatusState, lifecycle_call};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
@@ -55,6 +55,8 @@ pub struct CallOutcome {
     /// Lines past the budget, counted but not kept.
     pub dropped_logs: usize,
     pub status: Option<ReportedStatus>,
+    /// The JSON document the extension reported, if it did (0.2.0).
+    pub document: Option<String>,
 }
 
 /// A store and an instance, reused across calls until a call traps; a
@@ -69,7 +71,7 @@ pub struct Activation<'a> {
 
 struct Live {
     store: Store<HostState>,
-    bindings: Extension,
+    bindings: Bindings,
     capture: Arc<LogCapture>,
     /// Copies of granted files, removed with the instance.
     _snapshot: super::files::Snapshot,
@@ -130,6 +132,7 @@ impl<'a> Activation<'a> {
             cpu: ext.cpu.clone(),
             cpu_mark: Instant::now(),
             status: None,
+            document: None,
             http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
             http_hooks: super::wasi_http::Hooks {
                 grant: ext.spec.outbound.clone(),
@@ -209,22 +212,27 @@ impl<'a> Activation<'a> {
         data.deadline = now + timeout;
         data.cpu_mark = now;
         live.store.data_mut().status = None;
+        live.store.data_mut().document = None;
 
         let result = {
             let _running = self.extension.ticker.enter();
-            let lifecycle = live.bindings.tether_extension_lifecycle();
             let store = &mut live.store;
             match &call {
-                Call::Install => lifecycle.call_install(store).map(|r| r.map(|()| None)),
-                Call::Enable => lifecycle.call_enable(store).map(|r| r.map(|()| None)),
-                Call::Disable => lifecycle.call_disable(store).map(|r| r.map(|()| None)),
-                Call::Update { from_version } => lifecycle
-                    .call_update(store, from_version)
+                Call::Install => lifecycle_call!(&live.bindings, store, |l, s| l.call_install(s))
                     .map(|r| r.map(|()| None)),
-                Call::Uninstall => lifecycle.call_uninstall(store).map(|r| r.map(|()| None)),
-                Call::Invoke { command, args } => lifecycle
-                    .call_invoke(store, command, args)
-                    .map(|r| r.map(Some)),
+                Call::Enable => lifecycle_call!(&live.bindings, store, |l, s| l.call_enable(s))
+                    .map(|r| r.map(|()| None)),
+                Call::Disable => lifecycle_call!(&live.bindings, store, |l, s| l.call_disable(s))
+                    .map(|r| r.map(|()| None)),
+                Call::Update { from_version } => lifecycle_call!(&live.bindings, store, |l, s| l
+                    .call_update(s, from_version))
+                .map(|r| r.map(|()| None)),
+                Call::Uninstall => lifecycle_call!(&live.bindings, store, |l, s| l
+                    .call_uninstall(s))
+                .map(|r| r.map(|()| None)),
+                Call::Invoke { command, args } => lifecycle_call!(&live.bindings, store, |l, s| l
+                    .call_invoke(s, command, args))
+                .map(|r| r.map(Some)),
             }
         };
         let captured = live.capture.take();
@@ -234,6 +242,7 @@ impl<'a> Activation<'a> {
             .status
             .take()
             .map(|(state, message)| ReportedStatus { state, message });
+        let document = live.store.data_mut().document.take();
 
         let kind = match result {
             Ok(Ok(output)) => {
@@ -254,13 +263,11 @@ impl<'a> Activation<'a> {
                         logs: captured.records,
                         dropped_logs: captured.dropped,
                         status,
+                        document,
                     });
                 }
             }
-            Ok(Err(returned)) => GuestErrorKind::Returned {
-                code: returned.code,
-                message: returned.message,
-            },
+            Ok(Err((code, message))) => GuestErrorKind::Returned { code, message },
             Err(trap) => classify(&trap, timeout, &captured.stderr_tail),
         };
         if !kind.is_trap() {

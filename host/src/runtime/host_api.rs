@@ -5,14 +5,16 @@ use super::kv::KvStore;
 use super::limits::Limiter;
 use super::log_capture::{LogCapture, LogSource};
 use super::outbound::HttpClient;
-use super::wit::Extension;
-use super::wit::since_v0_1_0::tether::extension::{host, outbound_http, types};
+use super::wit::latest::{host, outbound_http, types};
 use super::wit::{Level, StatusState};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use types::{Error as WitError, MachineInfo as WitMachineInfo};
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The most a reported document may hold.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// The data of one activation's store.
 pub(crate) struct HostState {
@@ -32,6 +34,8 @@ pub(crate) struct HostState {
     /// vDSO read, and it can only be stricter.
     pub(crate) cpu_mark: Instant,
     pub(crate) status: Option<(StatusState, String)>,
+    /// The JSON document reported during the call (0.2.0).
+    pub(crate) document: Option<String>,
     pub(crate) http_ctx: wasmtime_wasi_http::WasiHttpCtx,
     pub(crate) http_hooks: super::wasi_http::Hooks,
 }
@@ -67,8 +71,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostSta
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
         .map_err(|e| anyhow::anyhow!("could not link wasi:http: {e}"))?;
     super::deadline_clock::link(&mut linker)?;
-    Extension::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-        .map_err(|e| anyhow::anyhow!("could not link the tether:extension imports: {e}"))?;
+    super::wit::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -120,6 +123,27 @@ impl host::Host for HostState {
     fn report_status(&mut self, state: StatusState, message: String) {
         let message: String = message.chars().take(4096).collect();
         self.status = Some((state, message));
+    }
+
+    fn report_document(&mut self, json: String) -> Result<(), WitError> {
+        let invalid = |message: String| WitError {
+            code: "invalid-argument".into(),
+            message,
+        };
+        if json.len() > MAX_DOCUMENT_BYTES {
+            return Err(invalid(format!(
+                "a document is at most {MAX_DOCUMENT_BYTES} bytes; this one is {}",
+                json.len()
+            )));
+        }
+        match serde_json::from_str::<serde_json::Value>(&json) {
+            Ok(serde_json::Value::Object(_)) => {
+                self.document = Some(json);
+                Ok(())
+            }
+            Ok(_) => Err(invalid("a document is one JSON object".into())),
+            Err(e) => Err(invalid(format!("the document is not JSON: {e}"))),
+        }
     }
 
     fn kv_get(&mut self, key: String) -> Option<String> {

@@ -6,7 +6,7 @@
 //! deadline (the call's) and the same 8 MiB bodies.
 
 use super::outbound::{HttpClient, MAX_BODY_BYTES, OutboundGrant};
-use super::wit::since_v0_1_0::tether::extension::outbound_http::Request;
+use super::wit::latest::outbound_http::Request;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;

@@ -6,7 +6,8 @@
 //! database (dpkg's status file; an rpm database is named, not read).
 //! Whatever is not granted or not there is left out of the document, never
 //! an error. Each collection reports a one-line summary as the
-//! extension's status, which reaches the cloud's instance view.
+//! extension's status, which reaches the cloud's instance view, and the
+//! whole document (`report_document`), which the cloud keeps beside it.
 //!
 //! Settings: `labels` (an object of strings, copied into the document) and
 //! `includeStatus` (bool, default true). Protected: `uploadToken`, a secret
@@ -112,6 +113,8 @@ fn collect() -> Result<String, Error> {
         has_upload_token: settings::protected::<String>("uploadToken")?.is_some(),
     };
     tether_sdk::report_status(StatusState::Success, &summary(&document));
+    // The whole document reaches the cloud beside the status (0.2.0).
+    tether_sdk::report_document(&document)?;
     Ok(serde_json::to_string_pretty(&document)?)
 }
 

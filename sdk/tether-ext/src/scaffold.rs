@@ -50,7 +50,7 @@ pub fn new(dir: &Path, name: &str, publisher: &str) -> Result<PathBuf> {
     std::fs::write(
         root.join("extension.toml"),
         format!(
-            "# The manifest; `tether-ext pack` adds the [component] table.\npublisher = \"{publisher}\"\nname = \"{name}\"\nversion = \"0.1.0\"\ncontract = \"0.1.0\"\ndescription = \"{name}\"\ncategory = \"monitoring\"\n\n[capabilities]\noutbound = []\nread_paths = []\nwrite_paths = []\n\n[limits]\nmemory_mib = 64\ncall_timeout_ms = 10000\n"
+            "# The manifest; `tether-ext pack` adds the [component] table.\npublisher = \"{publisher}\"\nname = \"{name}\"\nversion = \"0.1.0\"\ncontract = \"0.2.0\"\ndescription = \"{name}\"\ncategory = \"monitoring\"\n\n[capabilities]\noutbound = []\nread_paths = []\nwrite_paths = []\n\n[limits]\nmemory_mib = 64\ncall_timeout_ms = 10000\n"
         ),
     )?;
     Ok(root)

@@ -130,6 +130,20 @@ pub fn report_status(state: StatusState, message: &str) {
     bindings::tether::extension::host::report_status(state, message)
 }
 
+/// Reports a document: what the extension found, as one JSON object of at
+/// most 256 KiB. The host keeps the latest (`tether extension show`) and
+/// sends it to the control plane with the status.
+///
+/// ```no_run
+/// let inventory = serde_json::json!({"packages": 412});
+/// tether_sdk::report_document(&inventory)?;
+/// # Ok::<(), tether_sdk::Error>(())
+/// ```
+pub fn report_document<T: serde::Serialize + ?Sized>(document: &T) -> Result<(), Error> {
+    let json = serde_json::to_string(document)?;
+    bindings::tether::extension::host::report_document(&json).map_err(Error::from)
+}
+
 /// Registers the type implementing [`Extension`] as this component's
 /// exports. Use it once per extension crate.
 ///

@@ -579,7 +579,14 @@ async fn machines(State(cloud): State<Arc<Cloud>>) -> Response {
                     .map(|e| json!(crate::arm::view_extension(e)))
                     .collect();
                 let metrics = m.metrics.get(&r.resource.id.to_ascii_lowercase());
-                json!({"machine": crate::arm::view_machine(r, now), "lastHeartbeat": r.last_heartbeat, "extensions": exts, "metrics": metrics})
+                // Each extension's latest document, by its resource name.
+                let documents: serde_json::Map<String, Value> = m
+                    .extensions
+                    .values()
+                    .filter(|e| e.machine == r.resource.id.to_ascii_lowercase())
+                    .filter_map(|e| Some((e.resource.name.clone(), e.last_report.as_ref()?.document.clone()?)))
+                    .collect();
+                json!({"machine": crate::arm::view_machine(r, now), "lastHeartbeat": r.last_heartbeat, "extensions": exts, "metrics": metrics, "documents": documents})
             })
             .collect()
     });

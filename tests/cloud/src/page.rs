@@ -27,12 +27,16 @@ pub async fn index(State(cloud): State<Arc<Cloud>>) -> Html<String> {
                     .filter(|e| &e.machine == key)
                     .map(|e| {
                         let v = view_extension(e);
-                        let status = v
+                        let mut status = v
                             .properties
                             .instance_view
                             .as_ref()
                             .map(|i| format!(": {}", escape(&i.status.message)))
                             .unwrap_or_default();
+                        if let Some(document) = e.last_report.as_ref().and_then(|r| r.document.as_ref()) {
+                            let size = document.to_string().len();
+                            status.push_str(&format!(" [document, {size} bytes]"));
+                        }
                         format!(
                             "{}/{} {} ({}){status}",
                             escape(&v.properties.publisher),

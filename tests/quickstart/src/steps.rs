@@ -152,7 +152,7 @@ fn wait_for<T>(
 fn sample_package(key: &SigningKey, name: &str, category: &str, wasm: &str) -> Result<Vec<u8>> {
     let component = std::fs::read(wasm).with_context(|| format!("could not read {wasm}"))?;
     let manifest = format!(
-        "publisher = \"{PUBLISHER}\"\nname = \"{name}\"\nversion = \"1.0.0\"\ncontract = \"0.1.0\"\ncategory = \"{category}\"\n\n[component]\nfile = \"component.wasm\"\nsha256 = \"{}\"\nsize = {}\n",
+        "publisher = \"{PUBLISHER}\"\nname = \"{name}\"\nversion = \"1.0.0\"\ncontract = \"0.2.0\"\ncategory = \"{category}\"\n\n[component]\nfile = \"component.wasm\"\nsha256 = \"{}\"\nsize = {}\n",
         hex::encode(sha2::Sha256::digest(&component)),
         component.len()
     );
