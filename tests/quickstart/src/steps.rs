@@ -4,7 +4,6 @@ use crate::Args;
 use anyhow::{Context, Result, bail, ensure};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
-use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -149,13 +148,25 @@ fn wait_for<T>(
     }
 }
 
+/// A sample's package, signed by the demo publisher: its own manifest
+/// (`plugins/NAME/extension.toml`, capabilities and schedule included)
+/// when it has one, else the smallest.
 fn sample_package(key: &SigningKey, name: &str, category: &str, wasm: &str) -> Result<Vec<u8>> {
     let component = std::fs::read(wasm).with_context(|| format!("could not read {wasm}"))?;
-    let manifest = format!(
-        "publisher = \"{PUBLISHER}\"\nname = \"{name}\"\nversion = \"1.0.0\"\ncontract = \"0.2.0\"\ncategory = \"{category}\"\n\n[component]\nfile = \"component.wasm\"\nsha256 = \"{}\"\nsize = {}\n",
-        hex::encode(sha2::Sha256::digest(&component)),
-        component.len()
-    );
+    let own = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins")
+        .join(name.to_ascii_lowercase())
+        .join("extension.toml");
+    let template = match std::fs::read_to_string(&own) {
+        Ok(text) => text.replace(
+            "publisher = \"Contoso\"",
+            &format!("publisher = \"{PUBLISHER}\""),
+        ),
+        Err(_) => format!(
+            "publisher = \"{PUBLISHER}\"\nname = \"{name}\"\nversion = \"1.0.0\"\ncontract = \"{SAMPLES_CONTRACT}\"\ncategory = \"{category}\"\n"
+        ),
+    };
+    let manifest = tether_package::Manifest::complete(&template, &component)?;
     let signature = tether_package::sign(manifest.as_bytes(), key);
     Ok(tether_package::build(
         manifest.as_bytes(),
@@ -163,6 +174,9 @@ fn sample_package(key: &SigningKey, name: &str, category: &str, wasm: &str) -> R
         Some(&signature),
     )?)
 }
+
+/// The contract the samples are built against (the SDK follows the newest).
+const SAMPLES_CONTRACT: &str = "0.2.0";
 
 pub fn run(args: &Args) -> Result<()> {
     let exe = tether_binary(args)?;
@@ -250,6 +264,15 @@ pub fn run(args: &Args) -> Result<()> {
     ])?;
 
     step(
+        "allowing the files the Inventory sample reads (extensions.files.allowed: /etc/os-release, /proc's machine-wide files, dpkg's or rpm's database)",
+    );
+    tether.run(&[
+        "config",
+        "set",
+        "extensions.files.allowed",
+        "/etc/os-release,/proc,/var/lib/dpkg/status,/var/lib/rpm",
+    ])?;
+    step(
         "publishing the sample extensions (Hello, Inventory) to the gallery and assigning them through the cloud",
     );
     for (name, category, wasm, settings) in [
@@ -331,6 +354,14 @@ pub fn run(args: &Args) -> Result<()> {
                 .unwrap_or_default()
         );
     }
+    step(
+        "the Inventory sample's first scheduled collection (it runs hourly, the first within 30 s)",
+    );
+    let inventory = wait_for("the first collection", Duration::from_secs(90), || {
+        let record = tether.json(&["extension", "show", "Tether.Samples/Inventory"])?;
+        Ok((record["runs"][0]["result"] == "succeeded").then_some(record))
+    })?;
+    println!("    {}", inventory["message"].as_str().unwrap_or_default());
     step(
         "invoking the Hello extension in the service: tether extension invoke Tether.Samples/Hello greet quickstart",
     );

@@ -38,6 +38,9 @@ fn the_quickstart_runs_the_whole_loop_and_leaves_nothing() -> anyhow::Result<()>
         "machine quickstart is Connected",
         "extension hello 1.0.0: Succeeded",
         "extension inventory 1.0.0: Succeeded",
+        // Its first scheduled collection, read through its file grants.
+        "collection 1: ",
+        "dpkg packages",
         "Hello, quickstart",
         "disconnecting",
         "done",
