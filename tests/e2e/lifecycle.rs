@@ -743,23 +743,6 @@ fn throttled_arm_calls_are_retried_and_a_long_running_delete_is_followed_to_its_
     Ok(())
 }
 
-/// Runs openssl, as an operator would to convert a certificate.
-fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = std::process::Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .map_err(|e| {
-            anyhow::anyhow!("openssl is needed (apt-get install openssl; .ci/run does): {e}")
-        })?;
-    anyhow::ensure!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
 #[test]
 fn rsa_certificates_sign_in_from_pem_pkcs1_and_pfx_and_other_keys_are_refused() -> TestResult {
     let cloud = Cloud::start()?;

@@ -8,23 +8,11 @@ use crate::service::{Service, connected, get};
 use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn config(h: &Path, key: &str, value: &str) -> TestResult {
     let out = tether(h).args(["config", "set", key, value]).output()?;
     anyhow::ensure!(out.status.success(), "{}", stderr(&out));
     Ok(())
-}
-
-fn wait<T>(what: &str, mut f: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(found) = f()? {
-            return Ok(found);
-        }
-        anyhow::ensure!(Instant::now() < deadline, "never {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 #[test]
@@ -55,7 +43,7 @@ fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
                            "protectedSettings": {"key": cloud.demo["metricsKey"]}}),
     )?;
     let service = Service::start(h, "1s")?;
-    let metrics = wait("metrics in tether-cloud", || {
+    let metrics = wait_for("metrics in tether-cloud", || {
         Ok(cloud
             .machines()?
             .into_iter()
@@ -92,7 +80,7 @@ fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
     assert!(page.contains("CPU ") && page.contains("memory "), "{page}");
 
     // Each run's outcome is the extension's status.
-    let record = wait("the run recorded", || {
+    let record = wait_for("the run recorded", || {
         let out = tether(h)
             .args(["--json", "extension", "show", "Contoso/Health"])
             .output()?;
@@ -121,29 +109,16 @@ fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
 
 /// A self-signed certificate valid for `days`, as PEM, made with openssl.
 fn certificate(dir: &Path, name: &str, days: u32) -> anyhow::Result<String> {
-    let (key, cert) = (
-        dir.join(format!("{name}.key")),
-        dir.join(format!("{name}.pem")),
-    );
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj"])
-        .arg(format!("/CN={name}"))
-        .arg("-days")
-        .arg(days.to_string())
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .map_err(|e| {
-            anyhow::anyhow!("openssl is needed (apt-get install openssl; .ci/run does): {e}")
-        })?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(std::fs::read_to_string(cert)?)
+    let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+    let (subject, days) = (format!("/CN={name}"), days.to_string());
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", &subject, "-days", &days,
+            "-keyout", &key, "-out", &cert,
+        ],
+    )?;
+    Ok(std::fs::read_to_string(dir.join(cert))?)
 }
 
 #[test]

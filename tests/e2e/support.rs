@@ -337,3 +337,36 @@ impl Cloud {
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 }
+
+/// Runs openssl, as an operator would to convert a certificate.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .map_err(|e| {
+            anyhow::anyhow!("openssl is needed (apt-get install openssl; .ci/run does): {e}")
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Polls `f` until it finds something (60 s at most), naming `what` it
+/// waited for if it never does.
+pub fn wait_for<T>(
+    what: &str,
+    mut f: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(found) = f()? {
+            return Ok(found);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "never {what}");
+        thread::sleep(Duration::from_millis(250));
+    }
+}

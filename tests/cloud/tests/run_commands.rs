@@ -36,6 +36,16 @@ fn report(w: &World, token: &str, name: &str, body: Value) -> Result<u16> {
         .as_u16())
 }
 
+/// Where a long-running answer says to follow it.
+fn async_url(response: &reqwest::blocking::Response) -> String {
+    response
+        .headers()
+        .get("azure-asyncoperation")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn operation(w: &World, url: &str, token: &str) -> Result<Value> {
     Ok(w.http.get(url).bearer_auth(token).send()?.json()?)
 }
@@ -64,12 +74,7 @@ fn a_run_command_reaches_its_machine_only_and_ends_with_its_report() -> Result<(
         Some(body("Contoso/Hello:greet")),
     )?;
     assert_eq!(created.status(), 201);
-    let status_url = created
-        .headers()
-        .get("azure-asyncoperation")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let status_url = async_url(&created);
     let created: Value = created.json()?;
     assert_eq!(created["properties"]["provisioningState"], "Creating");
     assert_eq!(
@@ -114,12 +119,7 @@ fn a_run_command_reaches_its_machine_only_and_ends_with_its_report() -> Result<(
     )?;
     assert_eq!(replaced.status(), 200);
     assert_eq!(operation(&w, &status_url, &admin)?["status"], "Canceled");
-    let status_url = replaced
-        .headers()
-        .get("azure-asyncoperation")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let status_url = async_url(&replaced);
     assert_eq!(
         report(
             &w,
@@ -268,12 +268,7 @@ fn what_tether_cannot_run_is_refused_and_an_unanswered_run_times_out() -> Result
     )?;
 
     let created = w.arm(Method::PUT, &path, &admin, Some(body("A/B:c")))?;
-    let status_url = created
-        .headers()
-        .get("azure-asyncoperation")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let status_url = async_url(&created);
     w.admin.advance_clock(31 * 60)?;
     let admin = w.admin_token()?;
     let op = operation(&w, &status_url, &admin)?;
