@@ -1057,14 +1057,7 @@ pub(crate) fn settle_operations(
             _ => None,
         };
         if let Some(error) = outcome {
-            op.status = if error.is_some() {
-                "Failed"
-            } else {
-                "Succeeded"
-            }
-            .into();
-            op.error = error;
-            op.end = Some(now);
+            op.finish(error, now);
         }
     }
 }

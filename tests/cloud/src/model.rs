@@ -220,6 +220,20 @@ pub struct Operation {
     pub subscription: String,
 }
 
+impl Operation {
+    /// Ends it: `Succeeded`, or `Failed` with the error.
+    pub fn finish(&mut self, error: Option<tether_cloud_api::arm::ErrorDetail>, now: u64) {
+        self.status = if error.is_some() {
+            "Failed"
+        } else {
+            "Succeeded"
+        }
+        .into();
+        self.error = error;
+        self.end = Some(now);
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OperationKind {
     Put,

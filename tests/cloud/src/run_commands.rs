@@ -378,14 +378,7 @@ pub async fn report(
             if let Some(op) = m.operations.get_mut(&operation)
                 && op.status == "InProgress"
             {
-                op.status = if error.is_some() {
-                    "Failed"
-                } else {
-                    "Succeeded"
-                }
-                .into();
-                op.error = error;
-                op.end = Some(now);
+                op.finish(error, now);
             }
         }
         true
