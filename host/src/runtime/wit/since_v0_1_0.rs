@@ -9,8 +9,8 @@ wasmtime::component::bindgen!({
     world: "extension",
 });
 
+use self::tether::extension::{host, outbound_http, types};
 use super::latest;
-use tether::extension::{host, outbound_http, types};
 
 impl From<types::Level> for latest::types::Level {
     fn from(level: types::Level) -> Self {
