@@ -651,27 +651,40 @@ impl Manager {
         max: Option<Duration>,
     ) -> Result<CallOutcome> {
         let id = parse_id(id)?;
-        self.runnable(&id)?;
-        let ext = self.loaded(&id)?;
+        let mut record =
+            installed_one(&self.state, &id)?.with_context(|| format!("{id} is not installed"))?;
+        let outcome = self.call_command(&id, &record, command, args, max)?;
+        if let Some(status) = &outcome.status {
+            record.state = status_name(status.state).to_string();
+            record.message = status.message.clone();
+            record.time = crate::util::now();
+            self.save(&id, &record)?;
+        }
+        if outcome.status.is_some() || outcome.document.is_some() {
+            self.queue_report(&record, record.message.clone());
+        }
+        Ok(outcome)
+    }
+
+    /// Runs one command of an extension that may run now (see
+    /// [`runnable`](Self::runnable)) and keeps the document it reported.
+    /// The guest's error names the extension and the call itself.
+    fn call_command(
+        &self,
+        id: &ExtensionId,
+        record: &Installed,
+        command: &str,
+        args: &[String],
+        max: Option<Duration>,
+    ) -> Result<CallOutcome> {
+        self.runnable(record)?;
         let call = Call::Invoke {
             command: command.into(),
             args: args.to_vec(),
         };
-        // The guest's error names the extension and the call itself.
-        let outcome = ext.call_within(call, max)?;
+        let outcome = self.loaded(id)?.call_within(call, max)?;
         if let Some(document) = &outcome.document {
-            self.keep_document(&id, document)?;
-        }
-        if (outcome.status.is_some() || outcome.document.is_some())
-            && let Some(mut record) = installed_one(&self.state, &id)?
-        {
-            if let Some(status) = &outcome.status {
-                record.state = status_name(status.state).to_string();
-                record.message = status.message.clone();
-                record.time = crate::util::now();
-                self.save(&id, &record)?;
-            }
-            self.queue_report(&record, record.message.clone());
+            self.keep_document(id, document)?;
         }
         Ok(outcome)
     }
@@ -705,12 +718,9 @@ impl Manager {
         }
     }
 
-    /// The record of an extension that may run now: installed, enabled,
-    /// and allowed by the policy in effect (it may have changed since the
-    /// install).
-    fn runnable(&self, id: &ExtensionId) -> Result<Installed> {
-        let record =
-            installed_one(&self.state, id)?.with_context(|| format!("{id} is not installed"))?;
+    /// Whether the extension may run now: enabled, and allowed by the
+    /// policy in effect (it may have changed since the install).
+    fn runnable(&self, record: &Installed) -> Result<()> {
         if !record.enabled {
             bail!(
                 "{} is disabled; `tether extension enable {}` first",
@@ -726,8 +736,7 @@ impl Manager {
                 Exit::Refused,
                 format!("{} may no longer run: {why}", record.id),
             )
-        })?;
-        Ok(record)
+        })
     }
 
     /// Runs entry `index` of the extension's schedule now (or skips it),
@@ -760,26 +769,8 @@ impl Manager {
             run.result = Some("skipped".into());
             run.message = why.into();
         } else {
-            let result = self.runnable(id).and_then(|_| self.loaded(id)).map(|ext| {
-                ext.call(Call::Invoke {
-                    command: entry.command.clone(),
-                    args: entry.args.clone(),
-                })
-            });
-            if let Ok(Ok(outcome)) = &result
-                && let Some(document) = &outcome.document
-            {
-                self.keep_document(id, document)?;
-            }
-            let (result, state, message, output) = match result {
-                Ok(called) => schedule::outcome(&entry, &called),
-                Err(e) => (
-                    "failed",
-                    "error".to_string(),
-                    format!("scheduled `{}` could not run: {e:#}", entry.label()),
-                    String::new(),
-                ),
-            };
+            let result = self.call_command(id, &record, &entry.command, &entry.args, None);
+            let (result, state, message, output) = schedule::outcome(&entry, &result);
             run.result = Some(result.into());
             run.message = message.clone();
             run.output = output;

@@ -77,10 +77,11 @@ pub fn random_unit() -> f64 {
 }
 
 /// What one run did: its result, the message that becomes the extension's
-/// status, and its output.
+/// status, and its output. A guest's own failure is a failed run; anything
+/// else (disabled, no longer allowed, not loadable) means it could not run.
 pub fn outcome(
     schedule: &Schedule,
-    result: &Result<CallOutcome, GuestError>,
+    result: &anyhow::Result<CallOutcome>,
 ) -> (&'static str, String, String, String) {
     match result {
         Ok(outcome) => {
@@ -95,12 +96,13 @@ pub fn outcome(
                 tether_cloud_api::run_command::tail(outcome.output.as_deref().unwrap_or_default());
             ("succeeded", state.to_string(), message, output)
         }
-        Err(e) => (
-            "failed",
-            "error".into(),
-            format!("scheduled `{}` failed: {e}", schedule.label()),
-            String::new(),
-        ),
+        Err(e) => {
+            let message = match e.downcast_ref::<GuestError>() {
+                Some(guest) => format!("scheduled `{}` failed: {guest}", schedule.label()),
+                None => format!("scheduled `{}` could not run: {e:#}", schedule.label()),
+            };
+            ("failed", "error".into(), message, String::new())
+        }
     }
 }
 
