@@ -169,10 +169,7 @@ fn run_commands_created_with_the_azure_sdk_run_an_installed_extensions_command()
     assert_eq!(files_holding(h, secret), Vec::<String>::new());
 
     // The operator's off switch, obeyed by the running service.
-    let out = tether(h)
-        .args(["config", "set", "extensions.runcommands.enabled", "false"])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    config_set(h, "extensions.runcommands.enabled", "false")?;
     let seen = sdk(&cloud, machine, "disabled", secret)?;
     let disabled = &seen["disabled"];
     assert_eq!(disabled["code"], "RunCommandRefused", "{disabled}");
@@ -182,6 +179,21 @@ fn run_commands_created_with_the_azure_sdk_run_an_installed_extensions_command()
             .unwrap_or_default()
             .contains("extensions.runcommands.enabled is false"),
         "{disabled}"
+    );
+
+    // On again, but the operator blocked the extension since its install:
+    // the cloud cannot make it run.
+    config_set(h, "extensions.runcommands.enabled", "true")?;
+    config_set(h, "extensions.blocklist", "Contoso/Hello")?;
+    let seen = sdk(&cloud, machine, "blocked", secret)?;
+    let blocked = &seen["blocked"];
+    assert_eq!(blocked["code"], "RunCommandRefused", "{blocked}");
+    assert!(
+        blocked["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Contoso/Hello may no longer run: Contoso/Hello is in extensions.blocklist"),
+        "{blocked}"
     );
     assert!(service.stop()?.success());
     Ok(())

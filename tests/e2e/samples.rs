@@ -9,12 +9,6 @@ use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
 
-fn config(h: &Path, key: &str, value: &str) -> TestResult {
-    let out = tether(h).args(["config", "set", key, value]).output()?;
-    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
-    Ok(())
-}
-
 #[test]
 fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
     let cloud = Cloud::start()?;
@@ -24,10 +18,10 @@ fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
     trust(h, &contoso)?;
     // The operator's grants: the /proc files, the sink's origin (a literal
     // loopback address here, so allowlocal too), a 10 s schedule.
-    config(h, "extensions.files.allowed", "/proc")?;
-    config(h, "extensions.outbound.allowed", &cloud.cloud.url)?;
-    config(h, "extensions.outbound.allowlocal", "true")?;
-    config(h, "extensions.schedules.mininterval", "10s")?;
+    config_set(h, "extensions.files.allowed", "/proc")?;
+    config_set(h, "extensions.outbound.allowed", &cloud.cloud.url)?;
+    config_set(h, "extensions.outbound.allowlocal", "true")?;
+    config_set(h, "extensions.schedules.mininterval", "10s")?;
     let bytes = sample_package(&contoso, "health", tether_test_artifacts::HEALTH, |m| {
         m.replace("every = \"1m\"", "every = \"10s\"")
             .replace("https://metrics.contoso.example", &cloud.cloud.url)
@@ -138,13 +132,13 @@ fn the_certsync_sample_writes_its_bundle_atomically_only_when_it_changed() -> Te
 
     let contoso = Publisher::new("Contoso", 61);
     trust(h, &contoso)?;
-    config(
+    config_set(
         h,
         "extensions.files.allowed",
         &granted.display().to_string(),
     )?;
-    config(h, "extensions.outbound.allowed", &origin)?;
-    config(h, "extensions.outbound.allowlocal", "true")?;
+    config_set(h, "extensions.outbound.allowed", &origin)?;
+    config_set(h, "extensions.outbound.allowlocal", "true")?;
     // Its hourly schedule left out: the test runs each sync itself.
     let bytes = sample_package(&contoso, "certsync", tether_test_artifacts::CERTSYNC, |m| {
         let m = m

@@ -42,15 +42,11 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
         |m| m.replace("every = \"1h\"", "every = \"10s\""),
     )?;
     // The files the sample reads, and nothing around them.
-    let out = tether(h)
-        .args([
-            "config",
-            "set",
-            "extensions.files.allowed",
-            "/etc/os-release,/proc,/var/lib/dpkg/status,/var/lib/rpm",
-        ])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    config_set(
+        h,
+        "extensions.files.allowed",
+        "/etc/os-release,/proc,/var/lib/dpkg/status,/var/lib/rpm",
+    )?;
     let work = tempfile::tempdir()?;
     let file = write(work.path(), "inv.tpkg", &bytes)?;
 
@@ -67,10 +63,7 @@ fn scheduled_commands_run_in_the_service_and_their_outcome_reaches_the_cloud() -
         why.contains("tether config set extensions.schedules.mininterval 10s"),
         "{why}"
     );
-    let out = tether(h)
-        .args(["config", "set", "extensions.schedules.mininterval", "10s"])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    config_set(h, "extensions.schedules.mininterval", "10s")?;
 
     // Assigned by the cloud, so each run's status is reported there.
     let registration: Value = serde_json::from_slice(&std::fs::read(h.join("registration.json"))?)?;

@@ -370,3 +370,10 @@ pub fn wait_for<T>(
         thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// `tether config set KEY VALUE`, which must succeed.
+pub fn config_set(home: &std::path::Path, key: &str, value: &str) -> TestResult {
+    let out = tether(home).args(["config", "set", key, value]).output()?;
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    Ok(())
+}
