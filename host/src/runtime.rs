@@ -14,36 +14,33 @@
 
 mod activation;
 mod cache;
+mod capabilities;
 mod cpu;
 mod deadline_clock;
 mod engine;
 mod error;
-mod files;
 mod host_api;
-mod kv;
 mod limits;
 mod log_capture;
-mod machine;
-mod network_guard;
-mod outbound;
-mod wasi_http;
 mod wit;
 
 pub use activation::{Activation, Call, CallOutcome, ReportedStatus};
 pub use cache::{CacheOutcome, CacheStats};
+pub use capabilities::files::grants::{FileGrant, FilePolicy};
+pub use capabilities::machine::{MachineInfo, MachineView};
+pub use capabilities::outbound::client::{HostPattern, OutboundGrant};
 pub use cpu::{CpuGovernor, thread_cpu as thread_cpu_time};
 pub use error::{GuestError, GuestErrorKind};
-pub use files::{FileGrant, FilePolicy};
 pub use limits::{Limits, MAX_MEMORY_BYTES, MAX_OUTPUT_BYTES};
 pub use log_capture::{
     LogRecord, LogSource, MAX_CALL_BYTES as MAX_LOG_BYTES_PER_CALL,
     MAX_RECORDS as MAX_LOG_LINES_PER_CALL, level_str as log_level_name, status_name,
 };
-pub use machine::{MachineInfo, MachineView};
-pub use outbound::{HostPattern, OutboundGrant};
 pub use wit::{ConnectionStatus, Level, PROVIDED as CONTRACTS_PROVIDED, StatusState};
 
 use anyhow::{Context, Result};
+use capabilities::kv::KvStore;
+use capabilities::outbound::client as outbound;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -115,7 +112,7 @@ pub struct Runtime {
     /// One key-value store per data directory, shared by every load of it
     /// (an update has the old and the new version loaded at once): two
     /// in-memory copies of one file would overwrite each other's writes.
-    kv_stores: Mutex<HashMap<PathBuf, Weak<Mutex<kv::KvStore>>>>,
+    kv_stores: Mutex<HashMap<PathBuf, Weak<Mutex<KvStore>>>>,
 }
 
 impl Runtime {
@@ -133,7 +130,7 @@ impl Runtime {
         })
     }
 
-    fn kv_store(&self, data_dir: &std::path::Path) -> Arc<Mutex<kv::KvStore>> {
+    fn kv_store(&self, data_dir: &std::path::Path) -> Arc<Mutex<KvStore>> {
         let mut stores = self
             .kv_stores
             .lock()
@@ -142,7 +139,7 @@ impl Runtime {
         if let Some(store) = stores.get(data_dir).and_then(Weak::upgrade) {
             return store;
         }
-        let store = Arc::new(Mutex::new(kv::KvStore::new(data_dir.join("kv.json"))));
+        let store = Arc::new(Mutex::new(KvStore::new(data_dir.join("kv.json"))));
         stores.insert(data_dir.to_path_buf(), Arc::downgrade(&store));
         store
     }
@@ -220,7 +217,7 @@ impl Runtime {
 pub struct LoadedExtension {
     pre: wit::BindingsPre,
     engine: wasmtime::Engine,
-    kv: Arc<Mutex<kv::KvStore>>,
+    kv: Arc<Mutex<KvStore>>,
     spec: Arc<ExtensionSpec>,
     cache: CacheOutcome,
     ticker: engine::EpochTicker,

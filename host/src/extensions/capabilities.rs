@@ -13,7 +13,9 @@
 //! Admission runs every capability before anything is written; every load
 //! runs them again on the settings and paths as they are then, so a
 //! narrowed setting or a planted link takes hold at the next call. Adding a
-//! capability is adding a module here and a line to [`ALL`].
+//! capability is adding a module here and a line to [`ALL`], and its
+//! runtime half to `crate::runtime`'s `capabilities` (host/README.md,
+//! "Adding a capability").
 
 mod files;
 mod outbound;

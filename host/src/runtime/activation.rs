@@ -2,10 +2,11 @@
 //! and the calls made into it.
 
 use super::LoadedExtension;
+use super::capabilities::{Harvest, Setup, Units};
 use super::error::{GuestError, GuestErrorKind, classify};
 use super::host_api::HostState;
 use super::limits::{Limiter, MAX_OUTPUT_BYTES};
-use super::log_capture::{CaptureStream, LogCapture, LogRecord, LogSource};
+use super::log_capture::{LogCapture, LogRecord};
 use super::wit::{Bindings, StatusState, lifecycle_call};
 use std::sync::Arc;
 use std::time::Instant;
@@ -73,8 +74,6 @@ struct Live {
     store: Store<HostState>,
     bindings: Bindings,
     capture: Arc<LogCapture>,
-    /// Copies of granted files, removed with the instance.
-    _snapshot: super::files::Snapshot,
 }
 
 impl<'a> Activation<'a> {
@@ -102,43 +101,30 @@ impl<'a> Activation<'a> {
     fn instantiate(&self, call: &Call) -> Result<Live, GuestError> {
         let ext = self.extension;
         let capture = Arc::new(LogCapture::new(&ext.spec.id));
+        let deadline = Instant::now() + ext.spec.limits.call_timeout;
         // Nothing is inherited: no environment, arguments, network or name
-        // lookups; directories only as granted. Clocks and random are WASI's.
+        // lookups. Clocks and random are WASI's; the rest is what the
+        // capability units add from the grants.
         let mut builder = WasiCtxBuilder::new();
         builder
-            .stdout(CaptureStream::new(capture.clone(), LogSource::Stdout))
-            .stderr(CaptureStream::new(capture.clone(), LogSource::Stderr))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        let snapshot = super::files::preopen(&mut builder, &ext.spec.files).map_err(|e| {
-            self.error(
-                call,
-                GuestErrorKind::Instantiate(format!(
-                    "a granted directory could not be opened: {e:#}"
-                )),
-            )
-        })?;
-        let wasi = builder.build();
+        let units = Units::prepare(&mut Setup {
+            extension: ext,
+            capture: &capture,
+            wasi: &mut builder,
+            deadline,
+        })
+        .map_err(|e| self.error(call, GuestErrorKind::Instantiate(format!("{e:#}"))))?;
         let state = HostState {
-            wasi,
+            wasi: builder.build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(ext.spec.limits.memory_bytes),
-            spec: ext.spec.clone(),
-            kv: ext.kv.clone(),
-            capture: capture.clone(),
-            http: ext.http.clone(),
-            deadline: Instant::now() + ext.spec.limits.call_timeout,
+            deadline,
             cpu: ext.cpu.clone(),
             cpu_mark: Instant::now(),
-            status: None,
-            document: None,
-            http_ctx: wasmtime_wasi_http::WasiHttpCtx::new(),
-            http_hooks: super::wasi_http::Hooks {
-                grant: ext.spec.outbound.clone(),
-                http: ext.http.clone(),
-                deadline: Instant::now() + ext.spec.limits.call_timeout,
-            },
+            units,
         };
         let mut store = Store::new(&ext.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -167,7 +153,6 @@ impl<'a> Activation<'a> {
                 store,
                 bindings,
                 capture,
-                _snapshot: snapshot,
             }),
             Err(e) => {
                 let tail = capture.take().stderr_tail;
@@ -211,8 +196,7 @@ impl<'a> Activation<'a> {
         let data = live.store.data_mut();
         data.deadline = now + timeout;
         data.cpu_mark = now;
-        live.store.data_mut().status = None;
-        live.store.data_mut().document = None;
+        data.units.begin_call(now + timeout);
 
         let result = {
             let _running = self.extension.ticker.enter();
@@ -236,13 +220,7 @@ impl<'a> Activation<'a> {
             }
         };
         let captured = live.capture.take();
-        let status = live
-            .store
-            .data_mut()
-            .status
-            .take()
-            .map(|(state, message)| ReportedStatus { state, message });
-        let document = live.store.data_mut().document.take();
+        let Harvest { status, document } = live.store.data_mut().units.end_call();
 
         let kind = match result {
             Ok(Ok(output)) => {

@@ -1,6 +1,7 @@
 //! What an extension may know about its machine.
 
-use super::wit::ConnectionStatus;
+use super::{Setup, Unit};
+use crate::runtime::wit::ConnectionStatus;
 use std::sync::Arc;
 
 /// The machine an extension runs on, as the contract's `machine-info`.
@@ -88,4 +89,23 @@ pub fn os_name() -> String {
             })
         })
         .unwrap_or_else(|| std::env::consts::OS.to_string())
+}
+
+/// The machine capability in one instance: the view it reads at each call.
+pub(crate) struct Machine {
+    view: MachineView,
+}
+
+impl Unit for Machine {
+    fn prepare(setup: &mut Setup<'_>) -> anyhow::Result<Self> {
+        Ok(Self {
+            view: setup.spec().machine.clone(),
+        })
+    }
+}
+
+impl Machine {
+    pub(crate) fn now(&self) -> MachineInfo {
+        self.view.now()
+    }
 }

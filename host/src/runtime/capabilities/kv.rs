@@ -1,9 +1,11 @@
 //! An extension's private key-value store: a JSON file in its data
 //! directory, rewritten atomically on every change, bounded in size.
 
+use super::{Setup, Unit};
 use crate::state::{Access, write_atomic};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use thiserror::Error;
 
 pub const MAX_KEY_BYTES: usize = 256;
@@ -107,6 +109,26 @@ impl KvStore {
             .map_err(|e| KvError::Io(format!("{e:#}")))?;
         self.entries = Some(next);
         Ok(())
+    }
+}
+
+/// The key-value capability in one instance: the extension's store, shared
+/// by every instance of the same data directory.
+pub(crate) struct KeyValue {
+    store: Arc<Mutex<KvStore>>,
+}
+
+impl Unit for KeyValue {
+    fn prepare(setup: &mut Setup<'_>) -> anyhow::Result<Self> {
+        Ok(Self {
+            store: setup.extension.kv.clone(),
+        })
+    }
+}
+
+impl KeyValue {
+    pub(crate) fn store(&self) -> MutexGuard<'_, KvStore> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

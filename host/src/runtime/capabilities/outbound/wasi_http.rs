@@ -5,8 +5,8 @@
 //! check against the extension's grant, the same network guard, the same
 //! deadline (the call's) and the same 8 MiB bodies.
 
-use super::outbound::{HttpClient, MAX_BODY_BYTES, OutboundGrant};
-use super::wit::latest::outbound_http::Request;
+use super::client::{HttpClient, MAX_BODY_BYTES, OutboundGrant};
+use crate::runtime::wit::latest::outbound_http::Request;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::sync::Arc;

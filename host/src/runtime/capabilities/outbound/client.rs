@@ -3,8 +3,8 @@
 //! refused with the code `denied` before any connection is made. The
 //! addresses a name resolves to are checked too (`network_guard`).
 
-use super::wit::latest::outbound_http::{Request, Response};
-use super::wit::latest::types::Error as WitError;
+use crate::runtime::wit::latest::outbound_http::{Request, Response};
+use crate::runtime::wit::latest::types::Error as WitError;
 use std::fmt;
 use std::io::Read;
 use std::str::FromStr;
