@@ -116,6 +116,16 @@ pub fn main() -> ExitCode {
         out.error(Exit::Refused, &error);
         return Exit::Refused.into();
     }
+    if !matches!(cli.command, Command::Version | Command::License)
+        && let Err(error) = crate::state::schema::prepare(
+            &crate::state::StateRoot::from_env(),
+            crate::platform::is_admin(),
+        )
+    {
+        let code = Exit::of(&error);
+        out.error(code, &error);
+        return code.into();
+    }
     let result = match cli.command {
         Command::Version => version::run(&out),
         Command::Connect(args) => lifecycle::run_connect(&out, *args),

@@ -43,6 +43,8 @@ pub enum Exit {
     BadInput = 3,
     /// Tether: the settings file is broken.
     BadConfig = 5,
+    /// Tether: the state was written by a newer Tether (a downgrade).
+    NewerState = 6,
     /// Tether: the machine's local policy refuses the request.
     Refused = 7,
     /// Tether: a command that needs a connected machine, on one that is not.
@@ -63,6 +65,7 @@ impl Exit {
             self,
             Exit::BadInput
                 | Exit::BadConfig
+                | Exit::NewerState
                 | Exit::Refused
                 | Exit::NotConnected
                 | Exit::IdentityFailed
@@ -72,7 +75,7 @@ impl Exit {
     }
 
     /// Every code, for the table and for reading a number back.
-    pub const ALL: [Exit; 20] = [
+    pub const ALL: [Exit; 21] = [
         Exit::Success,
         Exit::Failure,
         Exit::MissingParameter,
@@ -88,6 +91,7 @@ impl Exit {
         Exit::AlreadyConnected,
         Exit::BadInput,
         Exit::BadConfig,
+        Exit::NewerState,
         Exit::Refused,
         Exit::NotConnected,
         Exit::IdentityFailed,
@@ -132,6 +136,12 @@ impl Exit {
         if error.downcast_ref::<crate::cloud::Unreachable>().is_some() {
             return Exit::Network;
         }
+        if error
+            .downcast_ref::<crate::state::record::NewerState>()
+            .is_some()
+        {
+            return Exit::NewerState;
+        }
         if error.downcast_ref::<AuthFailure>().is_some() {
             return Exit::BadCredentials;
         }
@@ -164,6 +174,7 @@ impl Exit {
             Exit::BadInput => "bad-input",
             Exit::NotAdmin => "not-admin",
             Exit::BadConfig => "bad-config",
+            Exit::NewerState => "newer-state",
             Exit::Network => "network",
             Exit::Refused => "refused",
             Exit::AlreadyConnected => "already-connected",

@@ -5,6 +5,11 @@
 //! sets it). Every write is atomic: a temporary file in the same directory,
 //! fsync, rename, so a crash leaves the old or the new content, never half.
 
+pub mod record;
+pub mod schema;
+
+pub use schema::SCHEMA;
+
 use anyhow::{Context, Result};
 use std::fs;
 use std::io::Write;

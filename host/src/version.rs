@@ -2,6 +2,9 @@
 
 use serde::Serialize;
 
+/// Tether's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The newest version of the `tether:extension` contract this host
 /// implements (a unit test holds it to `wit/extension.wit`'s package).
 pub const CONTRACT_VERSION: &str = "0.2.0";
@@ -20,17 +23,20 @@ pub struct BuildInfo {
     pub contract: &'static str,
     /// Every contract version extensions may be built against, newest first.
     pub contracts: &'static [&'static str],
+    /// The schema of the state it writes (and the oldest it migrates).
+    pub state_schema: u32,
     pub target: &'static str,
 }
 
 /// This build.
 pub fn build_info() -> BuildInfo {
     BuildInfo {
-        version: env!("CARGO_PKG_VERSION"),
+        version: VERSION,
         commit: env!("TETHER_GIT_COMMIT"),
         wasmtime: WASMTIME_VERSION,
         contract: CONTRACT_VERSION,
         contracts: crate::runtime::CONTRACTS_PROVIDED,
+        state_schema: crate::state::SCHEMA,
         target: std::env::consts::OS,
     }
 }

@@ -19,4 +19,5 @@ mod run_commands;
 mod samples;
 mod schedules;
 mod service;
+mod state;
 mod version;

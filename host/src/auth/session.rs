@@ -5,8 +5,8 @@
 use super::sign_in::SignIn;
 use super::token::{arm_tokens, refresh};
 use crate::cloud::{Endpoints, ProxyPolicy};
-use crate::state::{Access, StateRoot, write_atomic};
-use anyhow::{Context, Result, bail};
+use crate::state::{Access, StateRoot, record};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
 /// The session file. Holds tokens: root-only, never shown whole.
@@ -136,25 +136,17 @@ pub fn login(
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
     };
-    write_atomic(
-        &path(state),
-        &serde_json::to_vec_pretty(&session)?,
-        Access::Private,
-    )?;
+    record::write(&path(state), &session, Access::Private)?;
     Ok(context)
 }
 
 pub fn load(state: &StateRoot) -> Result<Option<Session>> {
-    match std::fs::read(path(state)) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).context(
-            "the login session file is damaged; run `tether logout` and `tether login` again",
-        )?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            bail!("the login session is readable by root only: run as root")
-        }
-        Err(e) => Err(e.into()),
+    if let Err(e) = std::fs::File::open(path(state))
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        bail!("the login session is readable by root only: run as root")
     }
+    record::read(&path(state), "run `tether logout` and `tether login` again")
 }
 
 /// A sign-in from the session: its token while valid, else refreshed.
@@ -178,11 +170,7 @@ pub fn sign_in_from_session(state: &StateRoot, proxy: &ProxyPolicy) -> Result<Op
     session.access_token = tokens.access_token.clone();
     session.expires_at = crate::util::now() + tokens.expires_in;
     session.refresh_token = tokens.refresh_token.or(Some(refresh_token));
-    write_atomic(
-        &path(state),
-        &serde_json::to_vec_pretty(&session)?,
-        Access::Private,
-    )?;
+    record::write(&path(state), &session, Access::Private)?;
     Ok(Some(SignIn::AccessToken(tokens.access_token)))
 }
 

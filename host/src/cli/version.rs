@@ -15,6 +15,7 @@ pub fn run(out: &Output) -> anyhow::Result<Exit> {
             info.contract,
             info.contracts.join(", ")
         ));
+        out.line(format_args!("state schema {}", info.state_schema));
     }
     Ok(Exit::Success)
 }

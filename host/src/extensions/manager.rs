@@ -18,7 +18,7 @@ use crate::lifecycle::journal::{self, Journal};
 use crate::runtime::{
     Call, CallOutcome, ExtensionSpec, Limits, LoadedExtension, Runtime, RuntimeOptions, status_name,
 };
-use crate::state::{Access, StateRoot, write_atomic};
+use crate::state::{Access, StateRoot, record, write_atomic};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -220,25 +220,16 @@ fn remove_extension_dir(state: &StateRoot, id: &ExtensionId) -> Result<()> {
 /// The highest version each extension ever had on this machine, by id key.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct VersionHistory {
-    #[serde(default = "history_schema")]
-    schema: u32,
     #[serde(default)]
     highest: BTreeMap<String, String>,
 }
 
-fn history_schema() -> u32 {
-    1
-}
-
 impl VersionHistory {
     fn load(state: &StateRoot) -> Result<Self> {
-        let path = state.extension_versions();
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is damaged; restore it or remove it", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
-        }
+        Ok(
+            record::read(&state.extension_versions(), "restore it or remove it")?
+                .unwrap_or_default(),
+        )
     }
 
     fn highest(&self, id: &ExtensionId) -> Option<semver::Version> {
@@ -252,13 +243,8 @@ impl VersionHistory {
         if history.highest(id).is_some_and(|h| h >= *version) {
             return Ok(());
         }
-        history.schema = history_schema();
         history.highest.insert(id.key(), version.to_string());
-        write_atomic(
-            &state.extension_versions(),
-            &serde_json::to_vec_pretty(&history)?,
-            Access::Public,
-        )
+        record::write(&state.extension_versions(), &history, Access::Public)
     }
 }
 
@@ -273,8 +259,7 @@ pub fn installed(state: &StateRoot) -> Vec<Installed> {
             .flatten()
             .flatten()
         {
-            if let Ok(bytes) = std::fs::read(ext.path().join("state.json"))
-                && let Ok(record) = serde_json::from_slice::<Installed>(&bytes)
+            if let Ok(Some(record)) = record::read::<Installed>(&ext.path().join("state.json"), "")
             {
                 all.push(record);
             }
@@ -297,16 +282,10 @@ pub fn document(state: &StateRoot, id: &ExtensionId) -> Option<serde_json::Value
 /// One installed extension's record, read without starting a runtime or
 /// taking the lock (for `extension show`).
 pub fn installed_one(state: &StateRoot, id: &ExtensionId) -> Result<Option<Installed>> {
-    let path = state.extension_dir(id).join("state.json");
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is damaged", path.display())
-            })?))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
-    }
+    record::read(
+        &state.extension_dir(id).join("state.json"),
+        "remove the extension with `tether extension remove` and install it again",
+    )
 }
 
 impl Manager {
@@ -369,10 +348,10 @@ impl Manager {
         installed_one(&self.state, &parse_id(id)?)
     }
 
-    fn save(&self, id: &ExtensionId, record: &Installed) -> Result<()> {
-        write_atomic(
+    fn save(&self, id: &ExtensionId, installed: &Installed) -> Result<()> {
+        record::write(
             &self.state.extension_dir(id).join("state.json"),
-            &serde_json::to_vec_pretty(record)?,
+            installed,
             Access::Public,
         )
     }

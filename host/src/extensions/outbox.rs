@@ -4,16 +4,14 @@
 //! waiting forever: every reconcile pass sends what is still here first.
 //! A newer report for an extension replaces its older one.
 
-use crate::state::{Access, StateRoot, write_atomic};
-use anyhow::{Context, Result};
+use crate::state::{Access, StateRoot, record};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tether_cloud_api::agent::ExtensionStatusReport;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Outbox {
-    #[serde(default = "schema")]
-    schema: u32,
     /// By the extension resource's name, lowercase.
     #[serde(default)]
     pending: BTreeMap<String, Pending>,
@@ -25,35 +23,26 @@ struct Pending {
     report: ExtensionStatusReport,
 }
 
-fn schema() -> u32 {
-    1
-}
-
 fn load(state: &StateRoot) -> Result<Outbox> {
     let path = state.report_outbox();
-    match std::fs::read(&path) {
+    match record::read(&path, "starting it afresh") {
+        Ok(outbox) => Ok(outbox.unwrap_or_default()),
+        Err(e) if e.downcast_ref::<record::NewerState>().is_some() => Err(e),
         // A damaged outbox only costs reports the next pass sends anew.
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            tracing::warn!("{} is damaged ({e}); starting it afresh", path.display());
-            Outbox::default()
-        })),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Outbox::default()),
-        Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+        Err(e) => {
+            tracing::warn!("{e:#}");
+            Ok(Outbox::default())
+        }
     }
 }
 
 fn save(state: &StateRoot, outbox: &Outbox) -> Result<()> {
-    write_atomic(
-        &state.report_outbox(),
-        &serde_json::to_vec_pretty(outbox)?,
-        Access::Private,
-    )
+    record::write(&state.report_outbox(), outbox, Access::Private)
 }
 
 /// Keeps `report` until it is acknowledged.
 pub fn put(state: &StateRoot, name: &str, report: ExtensionStatusReport) -> Result<()> {
     let mut outbox = load(state)?;
-    outbox.schema = schema();
     outbox.pending.insert(
         name.to_ascii_lowercase(),
         Pending {

@@ -5,8 +5,8 @@
 //! `TETHER_FAILPOINT=OPERATION:STEP` makes the process abort right after
 //! recording STEP: how tests kill an operation at each step, reproducibly.
 
-use crate::state::{Access, StateRoot, write_atomic};
-use anyhow::{Context, Result};
+use crate::state::{Access, StateRoot, record};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -43,13 +43,10 @@ fn path(state: &StateRoot, operation: &str) -> PathBuf {
 /// The unfinished `operation`, if there is one.
 pub fn pending(state: &StateRoot, operation: &str) -> Result<Option<Entry>> {
     let path = path(state, operation);
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-            format!("the journal {} is damaged", path.display())
-        })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
-    }
+    record::read(
+        &path,
+        "it records an interrupted operation: remove it, then check with `tether show` what that operation left",
+    )
 }
 
 impl Journal {
@@ -81,11 +78,7 @@ impl Journal {
     }
 
     fn save(&self) -> Result<()> {
-        write_atomic(
-            &self.path,
-            &serde_json::to_vec_pretty(&self.entry)?,
-            Access::Private,
-        )
+        record::write(&self.path, &self.entry, Access::Private)
     }
 
     /// Records `step` as done.

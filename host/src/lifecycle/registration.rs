@@ -4,14 +4,16 @@
 use crate::cloud::agent::MachineIdentity;
 use crate::cloud::{Endpoints, ProxyPolicy};
 use crate::config::Settings;
-use crate::state::{Access, StateRoot, write_atomic};
+use crate::state::{Access, StateRoot, record, write_atomic};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Read tolerantly (`state::record`): fields a newer Tether adds are
+/// ignored here, so a rollback keeps the machine connected.
+#[serde(rename_all = "camelCase")]
 pub struct Registration {
     pub resource_id: String,
     pub resource_name: String,
@@ -39,25 +41,14 @@ fn path(state: &StateRoot) -> PathBuf {
 
 impl Registration {
     pub fn load(state: &StateRoot) -> Result<Option<Self>> {
-        let path = path(state);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "{} is damaged; run `tether disconnect --force-local-only` to clear it",
-                    path.display()
-                )
-            })?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
-        }
+        record::read(
+            &path(state),
+            "run `tether disconnect --force-local-only` to clear it",
+        )
     }
 
     pub fn save(&self, state: &StateRoot) -> Result<()> {
-        write_atomic(
-            &path(state),
-            &serde_json::to_vec_pretty(self)?,
-            Access::Public,
-        )
+        record::write(&path(state), self, Access::Public)
     }
 
     pub fn remove(state: &StateRoot) -> Result<()> {

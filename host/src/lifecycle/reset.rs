@@ -9,7 +9,7 @@ use super::{LifecycleError, Registration};
 use crate::auth::SignIn;
 use crate::config::Settings;
 use crate::extensions::manager::Manager;
-use crate::state::{Access, StateRoot, write_atomic};
+use crate::state::{Access, StateRoot, record, write_atomic};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -47,21 +47,14 @@ fn token_path(state: &StateRoot, id: &str) -> PathBuf {
 }
 
 pub fn status(state: &StateRoot) -> Result<Option<ResetStatus>> {
-    match std::fs::read(status_path(state)) {
-        Ok(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).context("the reset status file is damaged")?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    record::read(
+        &status_path(state),
+        "remove it; `tether show` tells whether the machine is still connected",
+    )
 }
 
 fn save(state: &StateRoot, status: &ResetStatus) -> Result<()> {
-    write_atomic(
-        &status_path(state),
-        &serde_json::to_vec_pretty(status)?,
-        Access::Public,
-    )
+    record::write(&status_path(state), status, Access::Public)
 }
 
 /// Starts a reset in a background process with an ARM token (`None`:

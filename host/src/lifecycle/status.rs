@@ -1,7 +1,7 @@
 //! What `show` reports about the agent's recent life: its last heartbeat
 //! and its last error. Public (no secrets: errors never carry them).
 
-use crate::state::{Access, StateRoot, write_atomic};
+use crate::state::{Access, StateRoot, record};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -24,17 +24,16 @@ fn path(state: &StateRoot) -> std::path::PathBuf {
 }
 
 pub fn load(state: &StateRoot) -> AgentStatus {
-    std::fs::read(path(state))
+    // Damaged is as good as absent: it only feeds `show`.
+    record::read(&path(state), "")
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
+        .flatten()
         .unwrap_or_default()
 }
 
 fn save(state: &StateRoot, status: &AgentStatus) {
     // Best effort: failing to record status must not fail the operation.
-    if let Ok(bytes) = serde_json::to_vec_pretty(status) {
-        let _ = write_atomic(&path(state), &bytes, Access::Public);
-    }
+    let _ = record::write(&path(state), status, Access::Public);
 }
 
 pub fn record_heartbeat(state: &StateRoot) {
