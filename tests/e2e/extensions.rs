@@ -26,7 +26,7 @@ impl Publisher {
         tether_package::sign(manifest, &self.key)
     }
 
-    fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         tether_package::public_key_line(&self.key.verifying_key(), self.name)
     }
 }

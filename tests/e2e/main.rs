@@ -14,6 +14,7 @@ mod extensions;
 mod lifecycle;
 mod operations;
 mod outbound;
+mod packages;
 mod proxy;
 mod run_commands;
 mod samples;

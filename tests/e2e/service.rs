@@ -28,7 +28,26 @@ impl Service {
         heartbeat: &str,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let mut cmd = tether(home);
+        Self::spawn(tether(home), home, heartbeat, env)
+    }
+
+    /// The service of another `tether` binary (an installed package's).
+    pub(crate) fn start_installed(
+        exe: &Path,
+        home: &Path,
+        heartbeat: &str,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.env("TETHER_HOME", home).env_remove("TETHER_LOG");
+        Self::spawn(cmd, home, heartbeat, &[])
+    }
+
+    fn spawn(
+        mut cmd: std::process::Command,
+        home: &Path,
+        heartbeat: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         cmd.args([
             "service",
             "run",

@@ -8,6 +8,28 @@ use std::path::{Path, PathBuf};
 
 pub const SERVICE_NAME: &str = "tether";
 
+/// Who writes a unit or drop-in, as its first line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `tether service install`.
+    Command,
+    /// The .deb or .rpm package.
+    Package,
+}
+
+impl Origin {
+    fn header(self) -> &'static str {
+        match self {
+            Origin::Command => {
+                "# Written by `tether service install`; `tether service uninstall` removes it."
+            }
+            Origin::Package => {
+                "# Installed by the tether package, which replaces it on upgrade; put changes in a drop-in."
+            }
+        }
+    }
+}
+
 /// Where the unit goes unless told otherwise.
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 
@@ -19,13 +41,14 @@ pub const UNIT_DIR: &str = "/etc/systemd/system";
 /// and network families, because heartbeats and the metadata service need
 /// them. `ProtectSystem=strict` makes the whole file system read-only but
 /// the state root.
-pub fn systemd_unit(exe: &Path, state: &StateRoot) -> String {
+pub fn systemd_unit(exe: &Path, state: &StateRoot, origin: Origin) -> String {
     let tokens = state.identity_tokens_dir();
     let tokens = tokens.display();
     let state = state.path().display();
     let exe = exe.display();
+    let header = origin.header();
     format!(
-        "# Written by `tether service install`; `tether service uninstall` removes it.
+        "{header}
 [Unit]
 Description=Tether agent: connects this machine to its control plane and hosts its extensions
 Documentation=man:tether(1)
@@ -87,10 +110,11 @@ pub fn identity_environment() -> [(&'static str, String); 2] {
 
 /// The service manager's drop-in that gives every service on the machine
 /// [`identity_environment`].
-pub fn manager_environment() -> String {
+pub fn manager_environment(origin: Origin) -> String {
     let [(identity_name, identity), (imds_name, imds)] = identity_environment();
+    let header = origin.header();
     format!(
-        "# Written by `tether service install`; `tether service uninstall` removes it.
+        "{header}
 [Manager]
 DefaultEnvironment=\"{identity_name}={identity}\" \"{imds_name}={imds}\"
 "
@@ -157,12 +181,12 @@ pub fn install(dir: &Path, exe: &Path, state: &StateRoot, start: bool) -> Result
     let path = unit_path(dir);
     crate::state::write_atomic(
         &path,
-        systemd_unit(exe, state).as_bytes(),
+        systemd_unit(exe, state, Origin::Command).as_bytes(),
         crate::state::Access::Public,
     )?;
     crate::state::write_atomic(
         &manager_environment_path(dir),
-        manager_environment().as_bytes(),
+        manager_environment(Origin::Command).as_bytes(),
         crate::state::Access::Public,
     )?;
     // ProtectSystem=strict keeps the service from creating it later.

@@ -1,0 +1,305 @@
+//! The .deb as operators use it, on this machine (root, Debian): two
+//! builds of the package in a local apt repository; the older installed by
+//! version, connected to tether-cloud with an extension; upgraded with
+//! `apt-get install tether`, keeping the registration, the extension and
+//! the heartbeats; a downgrade refused; purged with a sign-in, which
+//! disconnects (the cloud resource deleted) and leaves nothing behind.
+//!
+//! It installs into the real system, so it runs only as root where apt
+//! is; `.ci/run` sets `TETHER_PACKAGE_TESTS=1`, which turns a skip into a
+//! failure. Whatever it installed is purged when it ends, pass or fail.
+
+use crate::extensions::{Publisher, package, write};
+use crate::service::Service;
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EXE: &str = "/usr/bin/tether";
+const ROOT: &str = "/var/opt/tether";
+const OLD: &str = concat!(env!("CARGO_PKG_VERSION"), "-1");
+const NEW: &str = concat!(env!("CARGO_PKG_VERSION"), "-2");
+
+fn run(cmd: &mut Command) -> anyhow::Result<Output> {
+    let out = cmd.output()?;
+    Ok(out)
+}
+
+fn ok(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = run(cmd)?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    Ok(stdout(&out) + &stderr(&out))
+}
+
+/// apt-get, seeing only the test's repository.
+struct Apt {
+    sources: PathBuf,
+}
+
+impl Apt {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("apt-get");
+        cmd.arg("-o")
+            .arg(format!("Dir::Etc::sourcelist={}", self.sources.display()))
+            .args([
+                "-o",
+                "Dir::Etc::sourceparts=-",
+                "-o",
+                "APT::Get::List-Cleanup=0",
+            ])
+            .args(["-y", "-q"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    }
+}
+
+/// Purges what the test installed, however it ends.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "tether"]).output();
+        let _ = std::fs::remove_dir_all(ROOT);
+    }
+}
+
+fn installed_version() -> anyhow::Result<String> {
+    ok(Command::new("dpkg-query").args(["-W", "-f", "${Version}", "tether"]))
+}
+
+fn build_deb(revision: &str) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = ok(Command::new(cargo)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "tether-dist",
+            "--",
+            "deb",
+            "--profile",
+            "dev",
+        ])
+        .args(["--revision", revision]))?;
+    let path = out
+        .lines()
+        .find(|l| l.ends_with(".deb"))
+        .ok_or_else(|| anyhow::anyhow!("tether-dist named no package: {out}"))?;
+    Ok(PathBuf::from(path))
+}
+
+fn registration() -> anyhow::Result<Value> {
+    Ok(serde_json::from_slice(&std::fs::read(
+        Path::new(ROOT).join("registration.json"),
+    )?)?)
+}
+
+fn tether_installed() -> Command {
+    let mut cmd = Command::new(EXE);
+    cmd.env_remove("TETHER_HOME").env_remove("TETHER_LOG");
+    cmd
+}
+
+#[test]
+fn the_deb_installs_a_chosen_version_upgrades_in_place_and_purges_clean() -> TestResult {
+    let can = is_root()
+        && Path::new("/usr/bin/apt-get").exists()
+        && Path::new("/usr/bin/dpkg-scanpackages").exists();
+    if !can {
+        anyhow::ensure!(
+            std::env::var_os("TETHER_PACKAGE_TESTS").is_none(),
+            "the package test needs root, apt-get and dpkg-scanpackages (dpkg-dev)"
+        );
+        eprintln!("skipped: the package test needs root, apt-get and dpkg-dev");
+        return Ok(());
+    }
+    anyhow::ensure!(
+        !Path::new(EXE).exists() && !Path::new(ROOT).exists(),
+        "{EXE} or {ROOT} is already on this machine: the package test would replace it; remove it first (apt-get purge tether)"
+    );
+    let _installed = Installed;
+
+    // A local repository holding both builds.
+    let work = tempfile::tempdir()?;
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(&repo)?;
+    for revision in ["1", "2"] {
+        let deb = build_deb(revision)?;
+        let name = deb.file_name().ok_or_else(|| anyhow::anyhow!("no name"))?;
+        std::fs::copy(&deb, repo.join(name))?;
+    }
+    let index = run(Command::new("dpkg-scanpackages").current_dir(&repo).args([
+        "--multiversion",
+        ".",
+        "/dev/null",
+    ]))?;
+    anyhow::ensure!(index.status.success(), "{}", stderr(&index));
+    std::fs::write(repo.join("Packages"), &index.stdout)?;
+    let sources = work.path().join("sources.list");
+    std::fs::write(
+        &sources,
+        format!("deb [trusted=yes] file:{} ./\n", repo.display()),
+    )?;
+    let apt = Apt { sources };
+    ok(&mut apt.cmd(&["update"]))?;
+
+    // The older version, chosen at install.
+    let said = ok(&mut apt.cmd(&["install", &format!("tether={OLD}")]))?;
+    assert_eq!(installed_version()?, OLD);
+    assert!(
+        said.contains("tether: "),
+        "the postinst said nothing: {said}"
+    );
+    for file in [
+        EXE,
+        "/lib/systemd/system/tether.service",
+        "/usr/lib/systemd/system.conf.d/tether-identity.conf",
+        "/usr/share/man/man1/tether.1.gz",
+        "/usr/share/man/man1/tether-connect.1.gz",
+        "/usr/share/bash-completion/completions/tether",
+        "/usr/share/zsh/vendor-completions/_tether",
+        "/usr/share/doc/tether/copyright",
+    ] {
+        assert!(Path::new(file).exists(), "{file} not installed");
+    }
+    let unit = std::fs::read_to_string("/lib/systemd/system/tether.service")?;
+    assert!(
+        unit.contains("ExecStart=/usr/bin/tether service run"),
+        "{unit}"
+    );
+    assert!(unit.contains("ProtectSystem=strict"), "{unit}");
+    let dropin = std::fs::read_to_string("/usr/lib/systemd/system.conf.d/tether-identity.conf")?;
+    assert!(
+        dropin.contains("IDENTITY_ENDPOINT=http://localhost:40342/metadata/identity/oauth2/token")
+    );
+    ok(Command::new("getent").args(["group", "tether"]))?;
+    assert!(Path::new(ROOT).is_dir());
+
+    // Connected, with an extension, under the service.
+    let cloud = Cloud::start()?;
+    ok(tether_installed()
+        .args(["connect", "--config"])
+        .arg(cloud.config_file("administrator")?)
+        .args(["--resource-name", "packaged"]))?;
+    let contoso = Publisher::new("Contoso", 71);
+    ok(tether_installed()
+        .args([
+            "extension",
+            "trust",
+            "add",
+            "--publisher",
+            "Contoso",
+            "--key",
+        ])
+        .arg(contoso.line()))?;
+    let pkg = write(
+        work.path(),
+        "hello.tpkg",
+        &package(
+            &contoso,
+            "Contoso",
+            "Hello",
+            "1.0.0",
+            "other",
+            tether_test_artifacts::HELLO,
+            "",
+        )?,
+    )?;
+    ok(tether_installed().args(["extension", "install", &pkg]))?;
+    let resource = registration()?["resourceId"].clone();
+    let service = Service::start_installed(Path::new(EXE), Path::new(ROOT), "1s")?;
+    let first = service.wait_until("a heartbeat", |l| l["lastHeartbeat"].is_number())?;
+    let first = first["lastHeartbeat"].as_u64().unwrap_or_default();
+    // A supervisor stops the old binary's service for the upgrade
+    // (systemd: postinst's try-restart, once).
+    service.stop()?;
+
+    // Upgraded in place.
+    let said = ok(&mut apt.cmd(&["install", "tether"]))?;
+    assert_eq!(installed_version()?, NEW);
+    assert!(
+        said.contains("tether: "),
+        "the postinst said nothing: {said}"
+    );
+    assert_eq!(registration()?["resourceId"], resource);
+    assert_eq!(registration()?["schema"], tether::state::SCHEMA);
+    let list: Value = serde_json::from_str(&ok(tether_installed().args([
+        "--json",
+        "extension",
+        "list",
+    ]))?)?;
+    assert_eq!(list[0]["id"], "Contoso/Hello");
+    assert_eq!(list[0]["enabled"], true, "{list}");
+    let service = Service::start_installed(Path::new(EXE), Path::new(ROOT), "1s")?;
+    service.wait_until("a heartbeat after the upgrade", |l| {
+        l["lastHeartbeat"].as_u64().is_some_and(|t| t > first)
+    })?;
+    let out =
+        ok(tether_installed().args(["extension", "invoke", "Contoso/Hello", "greet", "package"]))?;
+    assert!(out.contains("package"), "{out}");
+    service.stop()?;
+
+    // A downgrade onto the newer package's state is refused; nothing moves.
+    let out = run(&mut apt.cmd(&["install", "--allow-downgrades", &format!("tether={OLD}")]))?;
+    assert!(!out.status.success(), "the downgrade went through");
+    let said = stdout(&out) + &stderr(&out);
+    assert!(
+        said.contains("refusing to downgrade") && said.contains("TETHER_ALLOW_DOWNGRADE=1"),
+        "{said}"
+    );
+    assert_eq!(installed_version()?, NEW);
+    assert_eq!(registration()?["resourceId"], resource);
+
+    // State of a newer schema is refused by the package too.
+    let marker = Path::new(ROOT).join("state-version.json");
+    let kept = std::fs::read(&marker)?;
+    std::fs::write(&marker, r#"{"schema": 99, "writtenBy": "9.0.0"}"#)?;
+    let out = run(&mut apt.cmd(&["install", "--reinstall", "tether"]))?;
+    let said = stdout(&out) + &stderr(&out);
+    assert!(
+        !out.status.success() && said.contains("reads schema"),
+        "{said}"
+    );
+    std::fs::write(&marker, kept)?;
+
+    // Purged with a sign-in: disconnected, and nothing left.
+    ok(tether_installed()
+        .args(["login", "--cloud", &cloud.cloud.metadata_url(), "--config"])
+        .arg(cloud.config_file("administrator")?))?;
+    let said = ok(&mut apt.cmd(&["purge", "tether"]))?;
+    assert!(said.contains("disconnected"), "{said}");
+    assert!(
+        cloud.machines()?.is_empty(),
+        "the resource outlived the purge"
+    );
+    for gone in [
+        EXE,
+        ROOT,
+        "/lib/systemd/system/tether.service",
+        "/usr/lib/systemd/system.conf.d/tether-identity.conf",
+        "/usr/share/man/man1/tether.1.gz",
+        "/var/opt/azcmagent/tokens",
+    ] {
+        assert!(!Path::new(gone).exists(), "{gone} outlived the purge");
+    }
+    assert!(
+        !run(Command::new("getent").args(["group", "tether"]))?
+            .status
+            .success(),
+        "the group outlived the purge"
+    );
+    assert!(
+        !run(Command::new("dpkg-query").args(["-W", "tether"]))?
+            .status
+            .success()
+    );
+    Ok(())
+}
