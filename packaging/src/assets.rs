@@ -26,7 +26,8 @@ pub fn render(version: &str) -> Result<PathBuf> {
     completions(&out.join("completions"))?;
     man_pages(&out.join("man"))?;
     systemd(&out.join("systemd"))?;
-    scripts(&out.join("debian"), version)?;
+    scripts(&out.join("debian"), "debian", &DEB_SCRIPTS, version)?;
+    scripts(&out.join("rpm"), "rpm", &RPM_SCRIPTS, version)?;
     Ok(out)
 }
 
@@ -72,12 +73,22 @@ fn systemd(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn scripts(dir: &Path, version: &str) -> Result<()> {
+const DEB_SCRIPTS: [&str; 4] = ["preinst", "postinst", "prerm", "postrm"];
+const RPM_SCRIPTS: [&str; 4] = ["pre.sh", "post.sh", "preun.sh", "postun.sh"];
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))
+}
+
+/// Each script of `format`, with the shared functions (`scripts/lib.sh`)
+/// in place of `@LIB@`, and this package's version and state schema.
+fn scripts(dir: &Path, format: &str, names: &[&str], version: &str) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    for name in ["preinst", "postinst", "prerm", "postrm"] {
-        let template = super::paths::scripts().join(name);
-        let text = std::fs::read_to_string(&template)
-            .with_context(|| format!("could not read {}", template.display()))?
+    let sources = super::paths::sources();
+    let lib = read(&sources.join("scripts").join("lib.sh"))?;
+    for name in names {
+        let text = read(&sources.join(format).join(name))?
+            .replace("@LIB@", lib.trim_end())
             .replace("@VERSION@", version)
             .replace("@STATE_SCHEMA@", &tether::state::SCHEMA.to_string());
         let path = dir.join(name);

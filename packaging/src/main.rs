@@ -9,6 +9,8 @@
 mod assets;
 mod deb;
 mod paths;
+mod rpm;
+mod stage;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +32,8 @@ enum Command {
     },
     /// Build the .deb into target/dist (assets first).
     Deb(deb::DebArgs),
+    /// Build the .rpm into target/dist (assets first).
+    Rpm(rpm::RpmArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
             assets::render(&version).map(|dir| println!("{}", dir.display()))
         }
         Command::Deb(args) => deb::build(&args).map(|deb| println!("{}", deb.display())),
+        Command::Rpm(args) => rpm::build(&args).map(|rpm| println!("{}", rpm.display())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

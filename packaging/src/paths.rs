@@ -25,7 +25,7 @@ pub fn assets() -> PathBuf {
     dist().join("assets")
 }
 
-/// The maintainer scripts' templates.
-pub fn scripts() -> PathBuf {
-    workspace().join("packaging").join("debian")
+/// The packaging sources: the maintainer scripts' templates.
+pub fn sources() -> PathBuf {
+    workspace().join("packaging")
 }

@@ -74,7 +74,13 @@ fn installed_version() -> anyhow::Result<String> {
     ok(Command::new("dpkg-query").args(["-W", "-f", "${Version}", "tether"]))
 }
 
+/// tether-dist renders its assets into one directory: one build at a time.
+static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn build_deb(revision: &str) -> anyhow::Result<PathBuf> {
+    let _one = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = ok(Command::new(cargo)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -300,6 +306,113 @@ fn the_deb_installs_a_chosen_version_upgrades_in_place_and_purges_clean() -> Tes
         !run(Command::new("dpkg-query").args(["-W", "tether"]))?
             .status
             .success()
+    );
+    Ok(())
+}
+
+fn build_rpm() -> anyhow::Result<PathBuf> {
+    let _one = BUILDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = ok(Command::new(cargo)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "tether-dist",
+            "--",
+            "rpm",
+            "--profile",
+            "dev",
+        ]))?;
+    let path = out
+        .lines()
+        .find(|l| l.ends_with(".rpm"))
+        .ok_or_else(|| anyhow::anyhow!("tether-dist named no package: {out}"))?;
+    Ok(PathBuf::from(path))
+}
+
+/// The .rpm, checked with rpm itself: what it holds, what it needs, its
+/// scriptlets, and a test install into an empty database. (A real install
+/// needs an RPM-based machine; these are Debian's rpm tools.)
+#[test]
+fn the_rpm_holds_the_agent_and_scriptlets_rpm_accepts() -> TestResult {
+    if !Path::new("/usr/bin/rpm").exists() {
+        anyhow::ensure!(
+            std::env::var_os("TETHER_PACKAGE_TESTS").is_none(),
+            "the rpm test needs rpm (Debian's rpm package)"
+        );
+        eprintln!("skipped: the rpm test needs rpm");
+        return Ok(());
+    }
+    let rpm = build_rpm()?;
+    let rpm = rpm.to_string_lossy().into_owned();
+    let files = ok(Command::new("rpm").args(["-qpl", &rpm]))?;
+    for file in [
+        "/usr/bin/tether",
+        "/usr/lib/systemd/system/tether.service",
+        "/usr/lib/systemd/system.conf.d/tether-identity.conf",
+        "/usr/share/man/man1/tether.1.gz",
+        "/usr/share/man/man1/tether-disconnect.1.gz",
+        "/usr/share/bash-completion/completions/tether",
+        "/usr/share/licenses/tether/LICENSE",
+    ] {
+        assert!(
+            files.lines().any(|l| l == file),
+            "{file} not in the rpm:\n{files}"
+        );
+    }
+    let info = ok(Command::new("rpm").args(["-qpi", &rpm]))?;
+    assert!(
+        info.contains(&format!("Version     : {}", env!("CARGO_PKG_VERSION"))),
+        "{info}"
+    );
+    let needs = ok(Command::new("rpm").args(["-qpR", &rpm]))?;
+    assert!(needs.contains("/usr/sbin/groupadd"), "{needs}");
+
+    // Each scriptlet is the rendered one, and valid sh.
+    let work = tempfile::tempdir()?;
+    for (tag, must) in [
+        ("PREIN", "refuse_newer_state"),
+        ("POSTIN", "prepare_host"),
+        ("PREUN", "stop_for_removal"),
+        ("POSTUN", "retire"),
+    ] {
+        let script = ok(Command::new("rpm").args(["-qp", "--qf", &format!("%{{{tag}}}"), &rpm]))?;
+        assert!(script.contains(must), "{tag}: {script}");
+        assert!(
+            script.contains(&format!("SCHEMA='{}'", tether::state::SCHEMA)),
+            "{tag}"
+        );
+        assert!(!script.contains('@'), "{tag} has an unrendered placeholder");
+        let path = work.path().join(tag);
+        std::fs::write(&path, &script)?;
+        ok(Command::new("sh").arg("-n").arg(&path))?;
+    }
+
+    // rpm would install it: no conflicts, a well-formed payload. Its two
+    // requirements are a RHEL/SUSE machine's own, absent from an empty
+    // database.
+    let db = work.path().join("rpmdb");
+    std::fs::create_dir_all(&db)?;
+    ok(Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&db)
+        .args(["--initdb"]))?;
+    ok(Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&db)
+        .args(["-i", "--test", "--nodeps", &rpm]))?;
+    let out = run(Command::new("rpm")
+        .arg("--dbpath")
+        .arg(&db)
+        .args(["-i", "--test", &rpm]))?;
+    let said = stderr(&out);
+    assert!(
+        !out.status.success() && said.contains("/usr/sbin/groupadd"),
+        "{said}"
     );
     Ok(())
 }
