@@ -9,6 +9,7 @@ mod lifecycle;
 mod output;
 mod service;
 mod support;
+mod upgrade;
 mod version;
 
 pub use crate::exit::{self, Exit};
@@ -80,6 +81,12 @@ pub enum Command {
     /// The host service: run it, register it with the OS, see its status.
     #[command(subcommand)]
     Service(service::ServiceCommand),
+    /// Move Tether to another version with the platform's package manager
+    /// (apt-get, dnf, yum, zypper, msiexec), as `azcmagent upgrade` does.
+    // Its --version is the version to move to, as azcmagent's; `tether
+    // version` tells this one.
+    #[command(disable_version_flag = true)]
+    Upgrade(upgrade::UpgradeArgs),
 }
 
 /// Runs the command line and returns the process's exit code.
@@ -141,6 +148,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&out, args),
         Command::Extension(command) => extension::run(&out, command),
         Command::Service(command) => service::run(&out, command, cli.global.verbose),
+        Command::Upgrade(args) => upgrade::run(&out, args),
     };
     match result {
         Ok(code) => code.into(),

@@ -8,9 +8,11 @@ pub mod disconnect;
 pub mod journal;
 pub mod machine_key;
 pub mod registration;
+pub mod rename;
 pub mod reset;
 pub mod show;
 pub mod status;
+pub mod upgrade;
 
 pub use registration::{ConnectedMachine, Registration};
 

@@ -11,6 +11,7 @@ mod interfaces;
 pub mod logfile;
 pub mod metadata;
 pub mod notify;
+pub mod proxy_env;
 mod rate_limit;
 mod report;
 mod tokens;

@@ -93,6 +93,9 @@ retire() {
         fi
     fi
     rm -rf "$ROOT" "$TOKENS"
+    # What `tether service proxy-env set` and `tether service install` wrote.
+    rm -f /etc/systemd/system.conf.d/tether-proxy.conf \
+        /etc/systemd/system.conf.d/tether-identity.conf /etc/systemd/system/tether.service
     rmdir /var/opt/azcmagent 2>/dev/null || true
     if getent group tether >/dev/null; then
         groupdel tether || true

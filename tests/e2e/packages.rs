@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const EXE: &str = "/usr/bin/tether";
+/// Where the test's repository is listed for plain `apt-get` (`tether upgrade`).
+const LISTED: &str = "/etc/apt/sources.list.d/tether-e2e.list";
+const PROXY_DROP_IN: &str = "/etc/systemd/system.conf.d/tether-proxy.conf";
 const ROOT: &str = "/var/opt/tether";
 const OLD: &str = concat!(env!("CARGO_PKG_VERSION"), "-1");
 const NEW: &str = concat!(env!("CARGO_PKG_VERSION"), "-2");
@@ -35,6 +38,13 @@ fn ok(cmd: &mut Command) -> anyhow::Result<String> {
         stderr(&out)
     );
     Ok(stdout(&out) + &stderr(&out))
+}
+
+/// The JSON a successful command printed.
+fn ok_json(cmd: &mut Command) -> anyhow::Result<Value> {
+    let out = run(cmd)?;
+    anyhow::ensure!(out.status.success(), "{cmd:?} failed:\n{}", stderr(&out));
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// apt-get, seeing only the test's repository.
@@ -67,6 +77,8 @@ impl Drop for Installed {
     fn drop(&mut self) {
         let _ = Command::new("dpkg").args(["--purge", "tether"]).output();
         let _ = std::fs::remove_dir_all(ROOT);
+        let _ = std::fs::remove_file(LISTED);
+        let _ = std::fs::remove_file(PROXY_DROP_IN);
     }
 }
 
@@ -150,10 +162,9 @@ fn the_deb_installs_a_chosen_version_upgrades_in_place_and_purges_clean() -> Tes
     anyhow::ensure!(index.status.success(), "{}", stderr(&index));
     std::fs::write(repo.join("Packages"), &index.stdout)?;
     let sources = work.path().join("sources.list");
-    std::fs::write(
-        &sources,
-        format!("deb [trusted=yes] file:{} ./\n", repo.display()),
-    )?;
+    let line = format!("deb [trusted=yes] file:{} ./\n", repo.display());
+    std::fs::write(&sources, &line)?;
+    std::fs::write(LISTED, &line)?;
     let apt = Apt { sources };
     ok(&mut apt.cmd(&["update"]))?;
 
@@ -237,11 +248,7 @@ fn the_deb_installs_a_chosen_version_upgrades_in_place_and_purges_clean() -> Tes
     );
     assert_eq!(registration()?["resourceId"], resource);
     assert_eq!(registration()?["schema"], tether::state::SCHEMA);
-    let list: Value = serde_json::from_str(&ok(tether_installed().args([
-        "--json",
-        "extension",
-        "list",
-    ]))?)?;
+    let list = ok_json(tether_installed().args(["--json", "extension", "list"]))?;
     assert_eq!(list[0]["id"], "Contoso/Hello");
     assert_eq!(list[0]["enabled"], true, "{list}");
     let service = Service::start_installed(Path::new(EXE), Path::new(ROOT), "1s")?;
@@ -252,6 +259,46 @@ fn the_deb_installs_a_chosen_version_upgrades_in_place_and_purges_clean() -> Tes
         ok(tether_installed().args(["extension", "invoke", "Contoso/Hello", "greet", "package"]))?;
     assert!(out.contains("package"), "{out}");
     service.stop()?;
+
+    // `tether upgrade` asks apt: already the newest; a downgrade refused.
+    let done = ok_json(tether_installed().args(["--json", "upgrade"]))?;
+    assert_eq!(done["packageManager"], "apt", "{done}");
+    assert_eq!(done["changed"], false, "{done}");
+    assert_eq!(done["to"], NEW, "{done}");
+    let out = run(tether_installed().args(["upgrade", "--version", OLD]))?;
+    assert!(!out.status.success(), "tether upgrade downgraded");
+    assert!(
+        stderr(&out).contains("Tether is unchanged"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(installed_version()?, NEW);
+
+    // The machine's other services get a proxy of their own; Tether's
+    // own (proxy.url) stays as it was.
+    ok(tether_installed().args([
+        "service",
+        "proxy-env",
+        "set",
+        "http://127.0.0.1:3128",
+        "--bypass",
+        "localhost,127.0.0.1",
+    ]))?;
+    let shown = ok_json(tether_installed().args(["--json", "show"]))?;
+    assert_eq!(shown["servicesProxy"], "http://127.0.0.1:3128", "{shown}");
+    assert_eq!(
+        shown["servicesProxyBypass"], "localhost,127.0.0.1",
+        "{shown}"
+    );
+    assert_eq!(shown["httpsProxy"], "", "{shown}");
+    let out = run(tether_installed().args([
+        "service",
+        "proxy-env",
+        "set",
+        "http://ops:s3cret@127.0.0.1:3128",
+    ]))?;
+    assert_eq!(out.status.code(), Some(23));
+    assert!(!(stdout(&out) + &stderr(&out)).contains("s3cret"));
 
     // A downgrade onto the newer package's state is refused; nothing moves.
     let out = run(&mut apt.cmd(&["install", "--allow-downgrades", &format!("tether={OLD}")]))?;
@@ -293,6 +340,7 @@ fn the_deb_installs_a_chosen_version_upgrades_in_place_and_purges_clean() -> Tes
         "/usr/lib/systemd/system.conf.d/tether-identity.conf",
         "/usr/share/man/man1/tether.1.gz",
         "/var/opt/azcmagent/tokens",
+        PROXY_DROP_IN,
     ] {
         assert!(!Path::new(gone).exists(), "{gone} outlived the purge");
     }

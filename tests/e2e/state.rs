@@ -40,6 +40,16 @@ fn a_tree_of_the_previous_schema_is_migrated_and_keeps_working() -> TestResult {
     let (_dir, home) = previous_tree()?;
     let before = json(&home.join("registration.json"))?;
     assert!(before.get("schema").is_none(), "the fixture is unversioned");
+    // git keeps no modes but the executable bit: the outbox as round 1
+    // wrote it, readable by root only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            home.join("cloud-reports.json"),
+            std::fs::Permissions::from_mode(0o600),
+        )?;
+    }
 
     let out = tether(&home).args(["show", "--json"]).output()?;
     assert!(out.status.success(), "{}", stderr(&out));

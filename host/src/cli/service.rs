@@ -25,6 +25,30 @@ pub enum ServiceCommand {
     Status(UnitArgs),
     /// Make the running service re-read the settings now.
     Reload,
+    /// The proxy for the machine's other services (a systemd drop-in; the
+    /// machine-wide environment on Windows), distinct from `proxy.url`,
+    /// which only Tether uses.
+    #[command(subcommand)]
+    ProxyEnv(ProxyEnvCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ProxyEnvCommand {
+    /// Give the machine's services HTTPS_PROXY, HTTP_PROXY and NO_PROXY.
+    Set(ProxyEnvSetArgs),
+    /// Take them away again.
+    Clear(UnitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProxyEnvSetArgs {
+    /// http://host:port or https://host:port (no credentials).
+    pub url: String,
+    /// Hosts, domains or ranges that bypass it (NO_PROXY), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub bypass: Vec<String>,
+    #[command(flatten)]
+    pub unit: UnitArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +163,35 @@ pub fn run(out: &Output, command: ServiceCommand, verbose: u8) -> anyhow::Result
             } else {
                 Exit::ServiceNotRunning
             })
+        }
+        ServiceCommand::ProxyEnv(command) => {
+            super::require_admin("tether service proxy-env")?;
+            let done = match command {
+                ProxyEnvCommand::Set(args) => {
+                    crate::service::proxy_env::set(&args.unit.unit_dir, &args.url, &args.bypass)
+                        .map_err(|e| coded(Exit::Usage, format!("{e:#}")))?
+                }
+                ProxyEnvCommand::Clear(args) => crate::service::proxy_env::clear(&args.unit_dir)?,
+            };
+            if out.is_json() {
+                out.json(&done);
+            } else if done.url.is_empty() {
+                out.line("The machine's services have no proxy from Tether.");
+            } else {
+                out.line(format_args!(
+                    "The machine's services use {}{}.",
+                    done.url,
+                    if done.bypass.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", bypassing {}", done.bypass.join(","))
+                    }
+                ));
+            }
+            for note in &done.notes {
+                out.note(note);
+            }
+            Ok(Exit::Success)
         }
         ServiceCommand::Reload => {
             super::require_admin("tether service reload")?;

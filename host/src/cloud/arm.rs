@@ -211,6 +211,28 @@ impl ArmClient {
         }
     }
 
+    /// Creates or updates an extension's resource. Its operation is not
+    /// followed: it ends when the machine reports the extension.
+    pub fn put_extension(
+        &self,
+        machine_id: &str,
+        name: &str,
+        extension: &tether_cloud_api::arm::MachineExtension,
+        correlation_id: &str,
+    ) -> Result<Result<(), ArmFailure>> {
+        let url = self.url(&format!("{machine_id}/extensions/{name}"))?;
+        let response = self.send(|| {
+            self.http
+                .put(url.clone())
+                .header("x-ms-correlation-request-id", correlation_id)
+                .json(extension)
+        })?;
+        if response.status().is_success() {
+            return Ok(Ok(()));
+        }
+        Ok(Err(Self::failure(response)))
+    }
+
     /// Deletes an extension's resource (its cloud record); gone counts as
     /// deleted. Its operation is not followed: on a connected machine it
     /// ends when this agent reports the extension removed, which it does

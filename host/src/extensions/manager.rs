@@ -358,6 +358,12 @@ impl Manager {
 
     /// Gives the extensions' later calls these protected settings (the
     /// cloud's latest).
+    /// The protected settings this manager holds (the cloud's latest, in
+    /// memory only).
+    pub fn protected_settings(&self) -> &ProtectedSettings {
+        &self.protected
+    }
+
     pub fn set_protected_settings(&mut self, protected: ProtectedSettings) {
         if protected != self.protected {
             self.forget_loaded();

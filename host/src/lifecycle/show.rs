@@ -61,6 +61,10 @@ pub struct ShowView {
     pub https_proxy: String,
     /// The services that bypass the proxy, comma-separated, as azcmagent.
     pub proxy_bypass: String,
+    /// The proxy the machine's other services are given
+    /// (`tether service proxy-env`), distinct from Tether's own.
+    pub services_proxy: String,
+    pub services_proxy_bypass: String,
     pub portal_page: String,
     pub services: Vec<ServiceStatus>,
     pub state_root: String,
@@ -94,6 +98,8 @@ const ROWS: &[(&str, &str)] = &[
     ("Agent Error Timestamp", "agentErrorTimestamp"),
     ("Using HTTPS Proxy", "httpsProxy"),
     ("Proxy Bypass List", "proxyBypass"),
+    ("Services' HTTPS Proxy", "servicesProxy"),
+    ("Services' Proxy Bypass List", "servicesProxyBypass"),
     ("Portal Page", "portalPage"),
     ("State Root", "stateRoot"),
     ("Tags", "tags"),
@@ -136,6 +142,9 @@ impl ShowView {
         let r = registration.as_ref();
         let text = |f: fn(&Registration) -> &str| r.map(f).unwrap_or_default().to_string();
         let error = agent.last_error.as_ref();
+        let services_proxy = crate::service::proxy_env::current(std::path::Path::new(
+            crate::service::unit::UNIT_DIR,
+        ));
         Ok(Self {
             resource_name: text(|r| &r.resource_name),
             resource_group: text(|r| &r.resource_group),
@@ -167,6 +176,8 @@ impl ShowView {
                 .map(|s| s.name())
                 .collect::<Vec<_>>()
                 .join(","),
+            services_proxy: services_proxy.url,
+            services_proxy_bypass: services_proxy.bypass.join(","),
             portal_page: r
                 .and_then(|r| {
                     r.endpoints
