@@ -89,7 +89,9 @@ fn installed_version() -> anyhow::Result<String> {
 /// tether-dist renders its assets into one directory: one build at a time.
 static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn build_deb(revision: &str) -> anyhow::Result<PathBuf> {
+/// Builds one package with tether-dist (`deb` or `rpm`, then its flags);
+/// returns its path.
+fn build(format: &str, flags: &[&str]) -> anyhow::Result<PathBuf> {
     let _one = BUILDING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -102,16 +104,20 @@ fn build_deb(revision: &str) -> anyhow::Result<PathBuf> {
             "-p",
             "tether-dist",
             "--",
-            "deb",
+            format,
             "--profile",
             "dev",
         ])
-        .args(["--revision", revision]))?;
+        .args(flags))?;
     let path = out
         .lines()
-        .find(|l| l.ends_with(".deb"))
+        .find(|l| l.ends_with(&format!(".{format}")))
         .ok_or_else(|| anyhow::anyhow!("tether-dist named no package: {out}"))?;
     Ok(PathBuf::from(path))
+}
+
+fn build_deb(revision: &str) -> anyhow::Result<PathBuf> {
+    build("deb", &["--revision", revision])
 }
 
 fn registration() -> anyhow::Result<Value> {
@@ -359,27 +365,7 @@ fn the_deb_installs_a_chosen_version_upgrades_in_place_and_purges_clean() -> Tes
 }
 
 fn build_rpm() -> anyhow::Result<PathBuf> {
-    let _one = BUILDING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = ok(Command::new(cargo)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .args([
-            "run",
-            "-q",
-            "-p",
-            "tether-dist",
-            "--",
-            "rpm",
-            "--profile",
-            "dev",
-        ]))?;
-    let path = out
-        .lines()
-        .find(|l| l.ends_with(".rpm"))
-        .ok_or_else(|| anyhow::anyhow!("tether-dist named no package: {out}"))?;
-    Ok(PathBuf::from(path))
+    build("rpm", &[])
 }
 
 /// The .rpm, checked with rpm itself: what it holds, what it needs, its
