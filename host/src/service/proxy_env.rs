@@ -4,6 +4,7 @@
 //! drop-in on Linux, the machine-wide environment on Windows. Distinct
 //! from the `proxy.url` setting, which only Tether itself uses.
 
+#[cfg(not(windows))]
 use super::unit::UNIT_DIR;
 use anyhow::{Context, Result};
 use serde::Serialize;
