@@ -7,6 +7,7 @@ mod config;
 mod extension;
 mod lifecycle;
 mod output;
+mod rename;
 mod service;
 mod support;
 mod upgrade;
@@ -55,6 +56,10 @@ pub enum Command {
     /// Disconnect: remove every extension, delete the machine resource, and
     /// remove the local registration (settings are kept).
     Disconnect(lifecycle::DisconnectArgs),
+    /// Rename the machine resource: its extensions are recorded, removed,
+    /// the resource deleted, the machine connected under the new name and
+    /// the extensions redeployed, as one journaled command.
+    Rename(rename::RenameArgs),
     /// Unregister in the background, leaving the machine ready to connect
     /// again; `tether reset status` follows it.
     Reset(lifecycle::ResetArgs),
@@ -139,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Disconnect(args) => lifecycle::run_disconnect(&out, args),
         Command::Show(args) => lifecycle::run_show(&out, args),
         Command::Reset(args) => lifecycle::run_reset(&out, args),
+        Command::Rename(args) => rename::run(&out, args),
         Command::Login(args) => lifecycle::run_login(&out, args),
         Command::Logout => lifecycle::run_logout(&out),
         Command::Genkey => lifecycle::run_genkey(&out),

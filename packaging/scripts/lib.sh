@@ -83,7 +83,7 @@ removed() {
 retire() {
     if [ -f "$ROOT/registration.json" ]; then
         id=$(resource)
-        if [ -x "$KEEP" ] && TETHER_HOME="$ROOT" "$KEEP" disconnect >/dev/null 2>&1; then
+        if [ -x "$KEEP" ] && TETHER_HOME="$ROOT" "$KEEP" disconnect --no-prompt </dev/null >/dev/null 2>&1; then
             echo "tether: disconnected $id: its extensions were removed and its resource deleted"
         else
             if [ -x "$KEEP" ]; then

@@ -8,6 +8,7 @@
 
 mod assets;
 mod deb;
+mod msi;
 mod paths;
 mod rpm;
 mod stage;
@@ -34,6 +35,8 @@ enum Command {
     Deb(deb::DebArgs),
     /// Build the .rpm into target/dist (assets first).
     Rpm(rpm::RpmArgs),
+    /// Build the Windows .msi into target/dist (assets first) with wixl.
+    Msi(msi::MsiArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         }
         Command::Deb(args) => deb::build(&args).map(|deb| println!("{}", deb.display())),
         Command::Rpm(args) => rpm::build(&args).map(|rpm| println!("{}", rpm.display())),
+        Command::Msi(args) => msi::build(&args).map(|msi| println!("{}", msi.display())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn profile_dir(profile: &str) -> &str {
+/// The directory under `target/` a cargo profile builds into.
+pub fn profile_dir(profile: &str) -> &str {
     match profile {
         "dev" | "test" => "debug",
         "release" | "bench" => "release",

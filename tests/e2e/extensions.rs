@@ -823,7 +823,7 @@ fn reconciliation_installs_reconfigures_updates_refuses_and_removes() -> TestRes
     Ok(())
 }
 
-fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

@@ -894,3 +894,29 @@ fn rsa_certificates_sign_in_from_pem_pkcs1_and_pfx_and_other_keys_are_refused() 
     }
     Ok(())
 }
+
+/// What package removal relies on: with `--no-prompt`, a disconnect given
+/// no sign-in and no `tether login` session fails at once, saying what to
+/// give, and changes nothing (it would otherwise wait on a device code
+/// nobody sees).
+#[test]
+fn no_prompt_refuses_an_interactive_sign_in_and_changes_nothing() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    assert!(
+        connect(h, &cloud.config_file("administrator")?, &[])?
+            .status
+            .success()
+    );
+    let out = tether(h)
+        .args(["disconnect", "--no-prompt"])
+        .stdin(Stdio::null())
+        .output()?;
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(said.contains("--no-prompt forbids prompting"), "{said}");
+    assert!(said.contains("tether login"), "{said}");
+    assert_connected(h, &cloud)?;
+    Ok(())
+}

@@ -16,6 +16,7 @@ mod operations;
 mod outbound;
 mod packages;
 mod proxy;
+mod rename;
 mod run_commands;
 mod samples;
 mod schedules;

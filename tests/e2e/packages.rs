@@ -450,3 +450,159 @@ fn the_rpm_holds_the_agent_and_scriptlets_rpm_accepts() -> TestResult {
     );
     Ok(())
 }
+
+fn build_msi() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The package holds the cross-built binary (`.ci/windows/check` has
+    // built it in CI; this is then a no-op).
+    ok(Command::new(cargo)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "tether",
+            "--target",
+            "x86_64-pc-windows-gnu",
+        ]))?;
+    build("msi", &[])
+}
+
+/// One table of the .msi, as msitools exports it: rows of tab-separated
+/// columns after the three header lines.
+fn msi_table(msi: &str, table: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    let text = ok(Command::new("msiinfo").args(["export", msi, table]))?;
+    Ok(text
+        .lines()
+        .skip(3)
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect())
+}
+
+fn row<'a>(rows: &'a [Vec<String>], first: &str) -> anyhow::Result<&'a Vec<String>> {
+    rows.iter()
+        .find(|r| r.first().is_some_and(|c| c == first))
+        .ok_or_else(|| anyhow::anyhow!("no row {first} in {rows:?}"))
+}
+
+/// The .msi, checked with msitools: what it installs, the service it
+/// registers with the Service Control Manager, and the actions that
+/// prepare the state root at install and retire the machine on a purge.
+#[test]
+fn the_msi_registers_the_service_and_retires_the_machine_on_purge() -> TestResult {
+    if which("wixl").is_none() || which("x86_64-w64-mingw32-gcc").is_none() {
+        anyhow::ensure!(
+            std::env::var_os("TETHER_PACKAGE_TESTS").is_none(),
+            "the msi test needs wixl and msitools, and gcc-mingw-w64-x86-64 (Debian packages)"
+        );
+        eprintln!("skipped: the msi test needs wixl, msitools and mingw");
+        return Ok(());
+    }
+    let msi = build_msi()?;
+    let msi = msi.to_string_lossy().into_owned();
+
+    let files = msi_table(&msi, "File")?;
+    let names: Vec<&str> = files
+        .iter()
+        .filter_map(|r| r.get(2))
+        .map(|n| n.as_str())
+        .collect();
+    for name in [
+        "tether.exe",
+        "LICENSE.txt",
+        "README.md",
+        "_tether.ps1",
+        "tether-connect.1.gz",
+    ] {
+        assert!(
+            names.iter().any(|n| n.split('|').any(|part| part == name)),
+            "{name} not in the msi: {names:?}"
+        );
+    }
+    // Columns: Name DisplayName ServiceType StartType ErrorControl
+    // LoadOrderGroup Dependencies StartName Password Arguments Component_.
+    let service = row(&msi_table(&msi, "ServiceInstall")?, "Service")?.clone();
+    assert_eq!(service[1], "tether", "{service:?}");
+    assert_eq!(service[3], "16", "its own process: {service:?}");
+    assert_eq!(service[4], "2", "started automatically: {service:?}");
+    assert_eq!(service[8], "LocalSystem", "{service:?}");
+    assert_eq!(service[10], "service run", "{service:?}");
+    let control = row(&msi_table(&msi, "ServiceControl")?, "ServiceControl")?.clone();
+    assert_eq!(control[1], "tether");
+    // Start on install, stop on install and removal, delete on removal.
+    let events: u32 = control[2].parse()?;
+    assert_eq!(events & 0x1, 0x1, "started at install: {control:?}");
+    assert_eq!(
+        events & 0x22,
+        0x22,
+        "stopped at install and removal: {control:?}"
+    );
+    assert_eq!(events & 0x80, 0x80, "deleted at removal: {control:?}");
+
+    let actions = msi_table(&msi, "CustomAction")?;
+    assert_eq!(row(&actions, "PrepareState")?[3], "show");
+    assert_eq!(row(&actions, "RetireInCloud")?[3], "disconnect --no-prompt");
+    assert_eq!(
+        row(&actions, "RetireLocally")?[3],
+        "disconnect --force-local-only"
+    );
+    assert!(row(&actions, "RemoveState")?[3].contains("[CommonAppDataFolder]Tether"));
+    // The state check fails the install (newer state); the purge never
+    // fails a removal.
+    let types = |id: &str| -> anyhow::Result<u32> { Ok(row(&actions, id)?[1].parse()?) };
+    assert_eq!(types("PrepareState")? & 0x40, 0, "its failure rolls back");
+    assert_eq!(
+        types("RetireInCloud")? & 0x40,
+        0x40,
+        "its failure is ignored"
+    );
+    let sequence = msi_table(&msi, "InstallExecuteSequence")?;
+    let at = |id: &str| -> anyhow::Result<u32> { Ok(row(&sequence, id)?[2].parse()?) };
+    assert!(at("PrepareState")? > at("InstallFiles")?);
+    for purge in ["RetireInCloud", "RetireLocally", "RemoveState"] {
+        assert!(
+            at(purge)? > at("DeleteServices")? && at(purge)? < at("RemoveFiles")?,
+            "{purge} runs with the service gone and the binary still there"
+        );
+        assert_eq!(row(&sequence, purge)?[1], "REMOVE=\"ALL\" AND PURGE=\"1\"");
+    }
+    assert!(
+        at("RetireInCloud")? < at("RetireLocally")? && at("RetireLocally")? < at("RemoveState")?
+    );
+    let property = msi_table(&msi, "Property")?;
+    assert_eq!(
+        row(&property, "ProductVersion")?[1],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(row(&property, "ProductName")?[1], "Tether");
+    // MajorUpgrade: an older Tether is replaced, a newer one refuses this.
+    let upgrade = msi_table(&msi, "Upgrade")?;
+    assert!(upgrade.len() >= 2, "{upgrade:?}");
+
+    // The payload is the cross-built binary itself.
+    let out = tempfile::tempdir()?;
+    ok(Command::new("msiextract")
+        .arg("-C")
+        .arg(out.path())
+        .arg(&msi))?;
+    let exe = crate::extensions::walk(out.path())
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "tether.exe"))
+        .ok_or_else(|| anyhow::anyhow!("msiextract gave no tether.exe"))?;
+    let built = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/x86_64-pc-windows-gnu/debug/tether.exe"
+    ));
+    if built.exists() {
+        assert_eq!(std::fs::read(&exe)?, std::fs::read(built)?);
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}

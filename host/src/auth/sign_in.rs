@@ -31,6 +31,11 @@ pub struct SignInFlags {
     /// Sign in with a code entered on another device.
     #[arg(long)]
     pub use_device_code: bool,
+    /// Fail rather than prompt (browser or device code) when no sign-in is
+    /// given and there is no `tether login` session: for scripts, and for
+    /// package removal, which nobody watches.
+    #[arg(long)]
+    pub no_prompt: bool,
 }
 
 impl SignInFlags {
@@ -56,6 +61,7 @@ impl SignInFlags {
             .or(other.service_principal_cert_password_file);
         self.access_token = self.access_token.take().or(other.access_token);
         self.use_device_code |= other.use_device_code;
+        self.no_prompt |= other.no_prompt;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -145,6 +151,11 @@ impl SignIn {
         if flags.service_principal_secret.is_some() || flags.service_principal_cert.is_some() {
             bail!(
                 "--service-principal-secret and --service-principal-cert need --service-principal-id"
+            );
+        }
+        if flags.no_prompt {
+            bail!(
+                "no sign-in was given, there is no `tether login` session, and --no-prompt forbids prompting: give --service-principal-id with a secret or certificate, or --access-token, or run `tether login` first"
             );
         }
         if flags.use_device_code || !desktop_session() {

@@ -134,7 +134,7 @@ impl Classify for serde_json::Error {
     }
 }
 
-fn from_config_file<T: for<'de> Deserialize<'de>>(path: &PathBuf) -> anyhow::Result<T> {
+pub(super) fn from_config_file<T: for<'de> Deserialize<'de>>(path: &PathBuf) -> anyhow::Result<T> {
     let value = read_config_file(path)?;
     serde_json::from_value(value).map_err(|e| {
         let text = e.to_string();
@@ -158,7 +158,7 @@ fn require<'a>(value: &'a Option<String>, flag: &str) -> anyhow::Result<&'a str>
 
 /// Fixes the exit code of a lifecycle or sign-in failure on the error, so
 /// that later context cannot hide it.
-fn lifecycle_error(e: anyhow::Error) -> anyhow::Error {
+pub(super) fn lifecycle_error(e: anyhow::Error) -> anyhow::Error {
     if e.downcast_ref::<LifecycleError>().is_some() || e.downcast_ref::<AuthFailure>().is_some() {
         coded(Exit::of(&e), format!("{e:#}"))
     } else {
@@ -166,7 +166,7 @@ fn lifecycle_error(e: anyhow::Error) -> anyhow::Error {
     }
 }
 
-fn resolve_sign_in(
+pub(super) fn resolve_sign_in(
     flags: &SignInFlags,
     state: &StateRoot,
     settings: &crate::config::Settings,
@@ -176,7 +176,7 @@ fn resolve_sign_in(
 }
 
 /// Keeps the failure for `show`'s last error.
-fn record(state: &StateRoot, e: &anyhow::Error) {
+pub(super) fn record(state: &StateRoot, e: &anyhow::Error) {
     let code = super::Exit::of(e).name();
     crate::lifecycle::status::record_error(state, code, &format!("{e:#}"));
 }
@@ -201,7 +201,7 @@ fn sign_in_here(
 }
 
 /// The service's state as `show` reports it.
-fn say(out: &Output) -> impl FnMut(&str) + '_ {
+pub(super) fn say(out: &Output) -> impl FnMut(&str) + '_ {
     move |text: &str| out.note(text)
 }
 

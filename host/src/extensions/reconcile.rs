@@ -8,7 +8,7 @@
 //! never causes a downgrade. Reports go through the outbox until the cloud
 //! acknowledges them, and one extension's failure never stops the pass.
 
-use super::manager::{CloudAssignment, InstallOptions, Manager, parse_id};
+use super::manager::{CloudAssignment, InstallOptions, Manager, ProtectedSettings, parse_id};
 use super::outbox;
 use crate::cloud::agent::{join, token_for};
 use crate::cloud::proxy::client;
@@ -99,39 +99,72 @@ fn object(v: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
     v.as_object().cloned().unwrap_or_default()
 }
 
+impl Agent {
+    /// The agent service of the machine `state` belongs to, signed in
+    /// with the machine's identity.
+    fn of(state: &crate::state::StateRoot, settings: &Settings) -> Result<Self> {
+        let machine = ConnectedMachine::require(state, settings)?;
+        let (registration, proxy) = (&machine.registration, &machine.proxy);
+        let ca = registration.ca_pem();
+        let token = token_for(
+            &machine.identity(),
+            &registration.endpoints.agent_audience(),
+        )?
+        .access_token;
+        let base = registration.endpoints.agent_service.clone();
+        Ok(Agent {
+            http: client(&proxy.route(ProxyService::Arc, &base), ca)?,
+            downloads: client(
+                &proxy.route(
+                    ProxyService::Arc,
+                    registration.endpoints.gallery.as_ref().unwrap_or(&base),
+                ),
+                ca,
+            )?,
+            base,
+            token,
+        })
+    }
+
+    fn desired(&self) -> Result<DesiredExtensions> {
+        Ok(self
+            .http
+            .get(join(&self.base, "v1/extensions"))
+            .bearer_auth(&self.token)
+            .send()
+            .context("could not fetch the desired extensions")?
+            .error_for_status()?
+            .json()?)
+    }
+}
+
+/// Each desired extension's protected settings, by extension key.
+fn protected_of(desired: &DesiredExtensions) -> ProtectedSettings {
+    desired
+        .extensions
+        .iter()
+        .filter_map(|want| {
+            let id = parse_id(&format!("{}/{}", want.publisher, want.extension_type)).ok()?;
+            Some((id.key(), object(want.protected_settings.as_ref()?)))
+        })
+        .collect()
+}
+
+/// The cloud's current protected settings of this machine's extensions,
+/// for a process that must carry them (a rename); never written.
+pub fn cloud_protected_settings(
+    state: &crate::state::StateRoot,
+    settings: &Settings,
+) -> Result<ProtectedSettings> {
+    Ok(protected_of(&Agent::of(state, settings)?.desired()?))
+}
+
 /// One reconciliation pass. The manager keeps each desired extension's
 /// protected settings for its later calls (in memory only).
 pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
     let state = manager.state().clone();
-    let machine = ConnectedMachine::require(&state, settings)?;
-    let (registration, proxy) = (&machine.registration, &machine.proxy);
-    let ca = registration.ca_pem();
-    let token = token_for(
-        &machine.identity(),
-        &registration.endpoints.agent_audience(),
-    )?
-    .access_token;
-    let base = registration.endpoints.agent_service.clone();
-    let agent = Agent {
-        http: client(&proxy.route(ProxyService::Arc, &base), ca)?,
-        downloads: client(
-            &proxy.route(
-                ProxyService::Arc,
-                registration.endpoints.gallery.as_ref().unwrap_or(&base),
-            ),
-            ca,
-        )?,
-        base,
-        token,
-    };
-    let desired: DesiredExtensions = agent
-        .http
-        .get(join(&agent.base, "v1/extensions"))
-        .bearer_auth(&agent.token)
-        .send()
-        .context("could not fetch the desired extensions")?
-        .error_for_status()?
-        .json()?;
+    let agent = Agent::of(&state, settings)?;
+    let desired = agent.desired()?;
     let installed = manager.list()?;
     let mut outcomes = Vec::new();
     // Every report goes to the outbox first; one flush at the end of the
@@ -142,16 +175,7 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
             .map(|e| format!("could not keep the report: {e:#}"))
     };
 
-    manager.set_protected_settings(
-        desired
-            .extensions
-            .iter()
-            .filter_map(|want| {
-                let id = parse_id(&format!("{}/{}", want.publisher, want.extension_type)).ok()?;
-                Some((id.key(), object(want.protected_settings.as_ref()?)))
-            })
-            .collect(),
-    );
+    manager.set_protected_settings(protected_of(&desired));
     for want in &desired.extensions {
         let assigned =
             parse_id(&format!("{}/{}", want.publisher, want.extension_type)).and_then(|id| {

@@ -5,14 +5,18 @@
 //! from the journal: the steps it reuses (disconnect, connect, install)
 //! are journaled themselves.
 //!
-//! What is carried: each extension's package (copied beside the journal
-//! before anything is removed), version, public settings, enabled state
-//! and cloud record name. Protected settings are never written: they are
-//! carried in the memory of the process doing the rename (the service,
-//! which holds the cloud's latest) and put on the new resource's extension
-//! records; the result names every extension whose protected settings
-//! could not be carried (a rename without the service running, or one
-//! resumed after a kill).
+//! Each extension is redeployed the way it came. One the cloud deployed
+//! gets its extension record on the new resource (same name, version and
+//! public settings), and a reconcile pass installs it from the cloud and
+//! reports it, which completes that record's operation. One installed
+//! locally is installed again from its package, copied beside the journal
+//! before anything is removed, with its settings and enabled state.
+//!
+//! Protected settings are never written: the process doing the rename
+//! fetches the cloud's current ones before removing anything, holds them
+//! in memory, and puts them on the new records. The journal records only
+//! which extensions had any, so that a rename resumed after a kill (the
+//! memory gone) names the ones it could not carry.
 
 use super::connect::{ConnectRequest, connect};
 use super::disconnect::{DisconnectRequest, disconnect};
@@ -22,9 +26,7 @@ use crate::auth::SignIn;
 use crate::cloud::ProxyPolicy;
 use crate::cloud::arm::ArmClient;
 use crate::config::Settings;
-use crate::extensions::manager::{
-    CloudAssignment, InstallOptions, Manager, ProtectedSettings, parse_id,
-};
+use crate::extensions::manager::{InstallOptions, Manager, ProtectedSettings, parse_id};
 use crate::state::{Access, StateRoot, write_atomic};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -76,18 +78,24 @@ struct Plan {
     new_name: String,
     before: Before,
     extensions: Vec<Carried>,
+    /// The extensions that had protected settings (never the values).
+    #[serde(default)]
+    had_protected: Vec<String>,
     #[serde(default)]
     redeployed: Vec<String>,
 }
 
 /// What a rename did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Renamed {
     pub from: String,
     pub to: String,
     pub resource_id: String,
     pub redeployed: Vec<String>,
+    /// What the reconcile on the new resource did with each extension the
+    /// cloud deployed.
+    pub reconciled: Vec<crate::extensions::reconcile::Outcome>,
     /// Extensions whose protected settings could not be carried: set them
     /// again on the new resource.
     pub protected_settings_not_carried: Vec<String>,
@@ -122,19 +130,32 @@ pub fn sign_in_target(
 }
 
 /// Records what the rename carries, before anything is removed.
-fn record(manager: &Manager, registration: &Registration, new_name: &str) -> Result<Plan> {
+fn record(
+    manager: &Manager,
+    registration: &Registration,
+    new_name: &str,
+    protected: &ProtectedSettings,
+) -> Result<Plan> {
     let state = manager.state();
     let mut extensions = Vec::new();
+    let mut had_protected = Vec::new();
     for installed in manager.list()? {
         let id = parse_id(&installed.id)?;
-        let package = state.extension_dir(&id).join("package.tpkg");
-        let bytes = std::fs::read(&package)
-            .with_context(|| format!("could not read the package of {}", installed.id))?;
-        write_atomic(
-            &package_path(state, &installed.id)?,
-            &bytes,
-            Access::Private,
-        )?;
+        if installed.cloud.is_none() {
+            // The cloud redeploys its own from the gallery; the rest are
+            // installed again from what is installed now.
+            let package = state.extension_dir(&id).join("package.tpkg");
+            let bytes = std::fs::read(&package)
+                .with_context(|| format!("could not read the package of {}", installed.id))?;
+            write_atomic(
+                &package_path(state, &installed.id)?,
+                &bytes,
+                Access::Private,
+            )?;
+        }
+        if protected.contains_key(&id.key()) {
+            had_protected.push(installed.id.clone());
+        }
         extensions.push(Carried {
             id: installed.id,
             version: installed.version,
@@ -159,6 +180,7 @@ fn record(manager: &Manager, registration: &Registration, new_name: &str) -> Res
             endpoints: registration.endpoints.clone(),
         },
         extensions,
+        had_protected,
         redeployed: Vec::new(),
     })
 }
@@ -176,8 +198,13 @@ pub fn rename(
     say: &mut dyn FnMut(&str),
 ) -> Result<Renamed> {
     let state = manager.state().clone();
-    // Held in memory only: the cloud's latest protected settings.
-    let protected: ProtectedSettings = manager.protected_settings().clone();
+    // Held in memory only: the cloud's current protected settings while
+    // the old resource still exists, else what this process already held.
+    let protected: ProtectedSettings =
+        match crate::extensions::reconcile::cloud_protected_settings(&state, settings) {
+            Ok(cloud) => cloud,
+            Err(_) => manager.protected_settings().clone(),
+        };
     let pending = journal::pending(&state, OPERATION)?;
     let mut plan: Plan = match &pending {
         Some(entry) => {
@@ -211,7 +238,7 @@ pub fn rename(
                 "the machine is already named `{}`",
                 registration.resource_name
             );
-            record(manager, &registration, &request.new_name)?
+            record(manager, &registration, &request.new_name, &protected)?
         }
     };
     let mut journal = Journal::begin(&state, OPERATION, json!({}))?;
@@ -285,64 +312,84 @@ pub fn rename(
         registration.ca_pem(),
         token,
     )?;
-    let mut not_carried = Vec::new();
+    let not_carried: Vec<String> = plan
+        .had_protected
+        .iter()
+        .filter(|id| {
+            parse_id(id)
+                .map(|id| !protected.contains_key(&id.key()))
+                .unwrap_or(true)
+        })
+        .cloned()
+        .collect();
     for carried in plan.extensions.clone() {
-        let id = parse_id(&carried.id)?;
-        let secret = protected.get(&id.key()).cloned();
-        if carried.cloud_name.is_some() && secret.is_none() {
-            not_carried.push(carried.id.clone());
-        }
         if plan.redeployed.contains(&carried.id) {
             continue;
         }
+        let id = parse_id(&carried.id)?;
+        let secret = protected.get(&id.key()).cloned();
         say(&format!("redeploying {} {}…", carried.id, carried.version));
-        if let Some(name) = &carried.cloud_name {
-            let extension = MachineExtension {
-                location: Some(registration.location.clone()),
-                properties: ExtensionProperties {
-                    publisher: id.publisher().to_string(),
-                    extension_type: id.name().to_string(),
-                    type_handler_version: carried.version.clone(),
-                    settings: Value::Object(carried.settings.clone()),
-                    protected_settings: secret.clone().map(Value::Object),
+        match &carried.cloud_name {
+            Some(name) => {
+                let extension = MachineExtension {
+                    location: Some(registration.location.clone()),
+                    properties: ExtensionProperties {
+                        publisher: id.publisher().to_string(),
+                        extension_type: id.name().to_string(),
+                        type_handler_version: carried.version.clone(),
+                        settings: Value::Object(carried.settings.clone()),
+                        protected_settings: secret.map(Value::Object),
+                        ..Default::default()
+                    },
                     ..Default::default()
-                },
-                ..Default::default()
-            };
-            arm.put_extension(
-                &registration.resource_id,
-                name,
-                &extension,
-                &registration.correlation_id,
-            )?
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "could not create the cloud record of {} on the new resource: {e}",
-                    carried.id
-                )
-            })?;
-        }
-        let bytes = std::fs::read(package_path(&state, &carried.id)?)
-            .with_context(|| format!("the package kept for {} is gone", carried.id))?;
-        manager.install_with(
-            &bytes,
-            settings,
-            InstallOptions {
-                settings: carried.settings.clone(),
-                protected_settings: secret.unwrap_or_default(),
-                cloud: carried
-                    .cloud_name
-                    .clone()
-                    .map(|name| CloudAssignment { name, sequence: 0 }),
-                ..Default::default()
-            },
-        )?;
-        if !carried.enabled {
-            manager.set_enabled(&carried.id, false)?;
+                };
+                arm.put_extension(
+                    &registration.resource_id,
+                    name,
+                    &extension,
+                    &registration.correlation_id,
+                )?
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "could not create the cloud record of {} on the new resource: {e}",
+                        carried.id
+                    )
+                })?;
+            }
+            None => {
+                let bytes = std::fs::read(package_path(&state, &carried.id)?)
+                    .with_context(|| format!("the package kept for {} is gone", carried.id))?;
+                manager.install_with(
+                    &bytes,
+                    settings,
+                    InstallOptions {
+                        settings: carried.settings.clone(),
+                        protected_settings: secret.unwrap_or_default(),
+                        ..Default::default()
+                    },
+                )?;
+                if !carried.enabled {
+                    manager.set_enabled(&carried.id, false)?;
+                }
+            }
         }
         plan.redeployed.push(carried.id.clone());
         save(&mut journal, &plan)?;
         journal.done(&format!("redeployed {}", carried.id))?;
+    }
+    // The cloud's records are deployed like any: by a reconcile, whose
+    // reports complete their operations on the new resource.
+    let mut reconciled = Vec::new();
+    if plan.extensions.iter().any(|c| c.cloud_name.is_some()) {
+        say("installing the cloud's extensions on the new resource…");
+        reconciled = crate::extensions::reconcile::run(manager, settings)?;
+        for carried in plan
+            .extensions
+            .iter()
+            .filter(|c| c.cloud_name.is_some() && !c.enabled)
+        {
+            manager.set_enabled(&carried.id, false)?;
+        }
     }
     journal.finish()?;
     let _ = std::fs::remove_dir_all(packages_dir(&state));
@@ -351,6 +398,7 @@ pub fn rename(
         to: registration.resource_name,
         resource_id: registration.resource_id,
         redeployed: plan.redeployed,
+        reconciled,
         protected_settings_not_carried: not_carried,
     })
 }

@@ -33,6 +33,10 @@ pub enum Request {
         arm_token: Option<String>,
         force_local_only: bool,
     },
+    /// Rename the machine inside the service, which hosts the extensions
+    /// to carry over (and holds their protected settings in memory).
+    #[serde(rename_all = "camelCase")]
+    Rename { arm_token: String, new_name: String },
     /// Start a reset inside the service.
     #[serde(rename_all = "camelCase")]
     Reset { arm_token: Option<String> },
@@ -63,6 +67,7 @@ impl Request {
                 crate::extensions::owner::ExtensionOp::Invoke { .. } => "extension invoke",
             },
             Request::Disconnect { .. } => "disconnect",
+            Request::Rename { .. } => "rename",
             Request::Reset { .. } => "reset",
         }
     }

@@ -21,6 +21,7 @@ use crate::config::{Settings, SettingsStore};
 use crate::extensions::manager::{Manager, installed};
 use crate::extensions::reconcile;
 use crate::lifecycle::disconnect::{DisconnectRequest, disconnect};
+use crate::lifecycle::rename::{RenameRequest, rename};
 use crate::lifecycle::{ConnectedMachine, Registration, journal, reset, status};
 use crate::runtime::Runtime;
 use crate::state::StateRoot;
@@ -239,6 +240,11 @@ impl Service {
             ),
             Ok(None) => {}
             Err(e) => tracing::error!("could not read the disconnect journal: {e:#}"),
+        }
+        if let Ok(Some(_)) = journal::pending(&self.state, "rename") {
+            tracing::warn!(
+                "a rename was interrupted; run `tether rename NEW-NAME` with the same name to finish it"
+            );
         }
         if let Ok(Some(_)) = journal::pending(&self.state, "connect") {
             tracing::warn!(
@@ -571,6 +577,33 @@ impl Service {
                 live.resource_id = None;
                 live.cloud_status = None;
                 Ok(serde_json::to_value(plan)?)
+            }
+            Request::Rename {
+                arm_token,
+                new_name,
+            } => {
+                let mut extensions = lock(&self.extensions);
+                let request = RenameRequest {
+                    new_name,
+                    sign_in: SignIn::AccessToken(arm_token),
+                };
+                let mut say = |text: &str| {
+                    tracing::info!("rename: {text}");
+                    progress(text);
+                };
+                let renamed = rename(&mut extensions, &self.settings(), request, &mut say);
+                drop(extensions);
+                // Whatever step it reached, the machine's identity changed.
+                self.tokens.clear();
+                {
+                    let mut live = lock(&self.live);
+                    live.connected = false;
+                    live.resource_id = None;
+                    live.cloud_status = None;
+                }
+                let renamed = renamed?;
+                self.wake(Wake::Heartbeat);
+                Ok(serde_json::to_value(renamed)?)
             }
             Request::Reset { arm_token } => {
                 let started = reset::prepare(&self.state, arm_token)?;
