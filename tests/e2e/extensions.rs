@@ -839,11 +839,11 @@ pub(crate) fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// The author's whole flow with the real tools: `tether-ext` keygen → new →
-/// build → pack → sign → verify, then `tether` trust add → install →
-/// invoke, on a freshly scaffolded extension.
-#[test]
-fn the_full_author_flow_from_new_to_invoke() -> TestResult {
+/// The author's whole flow with the real tools: `tether-ext` keygen → new
+/// (in `lang`) → build → pack → sign → verify, then `tether` trust add →
+/// install → invoke. Returns the state root, with the extension installed
+/// as `Authors/NAME`.
+fn author_flow(lang: &str, name: &str) -> anyhow::Result<tempfile::TempDir> {
     let tool = Path::new(env!("CARGO_BIN_EXE_tether"))
         .with_file_name(format!("tether-ext{}", std::env::consts::EXE_SUFFIX));
     anyhow::ensure!(
@@ -867,10 +867,10 @@ fn the_full_author_flow_from_new_to_invoke() -> TestResult {
         Ok(stdout(&out).trim().to_string())
     };
     let public = run(&["keygen", "--publisher", "Authors"])?;
-    run(&["new", "flow-ext", "--publisher", "Authors"])?;
+    run(&["new", name, "--publisher", "Authors", "--lang", lang])?;
     let target = target.display().to_string();
-    run(&["build", "--dir", "flow-ext", "--target-dir", &target])?;
-    let package = run(&["pack", "--dir", "flow-ext", "--target-dir", &target])?;
+    run(&["build", "--dir", name, "--target-dir", &target])?;
+    let package = run(&["pack", "--dir", name, "--target-dir", &target])?;
     run(&["sign", &package, "--key", "Authors.key"])?;
     run(&["verify", &package, "--key", &public])?;
 
@@ -887,23 +887,94 @@ fn the_full_author_flow_from_new_to_invoke() -> TestResult {
             &public,
         ])
         .output()?;
-    assert!(trusted.status.success(), "{}", stderr(&trusted));
+    anyhow::ensure!(trusted.status.success(), "{}", stderr(&trusted));
     let installed = tether(h)
         .args(["extension", "install"])
         .arg(w.join(&package))
         .output()?;
-    assert!(installed.status.success(), "{}", stderr(&installed));
-    let invoked = tether(h)
-        .args([
-            "extension",
-            "invoke",
-            "Authors/flow-ext",
-            "echo",
-            "it",
-            "works",
-        ])
+    anyhow::ensure!(installed.status.success(), "{}", stderr(&installed));
+    Ok(home)
+}
+
+fn invoke(home: &Path, id: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = tether(home)
+        .args(["extension", "invoke", id])
+        .args(args)
         .output()?;
-    assert!(invoked.status.success(), "{}", stderr(&invoked));
-    assert_eq!(stdout(&invoked), "it works\n");
+    anyhow::ensure!(out.status.success(), "{}", stderr(&out));
+    Ok(stdout(&out))
+}
+
+#[test]
+fn the_full_author_flow_from_new_to_invoke() -> TestResult {
+    let home = author_flow("rust", "flow-ext")?;
+    assert_eq!(
+        invoke(home.path(), "Authors/flow-ext", &["echo", "it", "works"])?,
+        "it works\n"
+    );
+    Ok(())
+}
+
+/// A language toolchain the test needs, or a skip (a failure where
+/// `.ci/run` installed the toolchains: TETHER_LANGUAGE_TESTS=1).
+fn toolchain(program: &str) -> anyhow::Result<bool> {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
+    if !found {
+        anyhow::ensure!(
+            std::env::var_os("TETHER_LANGUAGE_TESTS").is_none(),
+            "{program} is not on PATH (.ci/run installs it)"
+        );
+        eprintln!("skipped: {program} is not on PATH");
+    }
+    Ok(found)
+}
+
+/// The same flow in Python: the scaffold's commands exercise the SDK's
+/// settings, key-value store, logging and status through the real host.
+#[test]
+fn the_python_author_flow_from_new_to_invoke() -> TestResult {
+    if !toolchain("componentize-py")? {
+        return Ok(());
+    }
+    let home = author_flow("python", "py-flow")?;
+    let h = home.path();
+    let id = "Authors/py-flow";
+    assert_eq!(invoke(h, id, &["echo", "from", "python"])?, "from python\n");
+    assert_eq!(invoke(h, id, &["greet"])?, "hello world\n");
+    assert_eq!(invoke(h, id, &["count"])?.trim(), r#"{"count": 1}"#);
+    assert_eq!(
+        invoke(h, id, &["count"])?.trim(),
+        r#"{"count": 2}"#,
+        "the store persists"
+    );
+    let machine: serde_json::Value = serde_json::from_str(&invoke(h, id, &["machine"])?)?;
+    assert_eq!(machine["status"], "not-connected", "{machine}");
+    // An unknown command fails with the SDK's code; a read outside any
+    // granted path fails inside the sandbox.
+    let unknown = tether(h)
+        .args(["extension", "invoke", id, "nope"])
+        .output()?;
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("unknown-command"),
+        "{}",
+        stderr(&unknown)
+    );
+    let read = tether(h)
+        .args(["extension", "invoke", id, "read", "/etc/hostname"])
+        .output()?;
+    assert!(
+        !read.status.success(),
+        "nothing is granted: {}",
+        stdout(&read)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "show", id])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(shown["message"], "ready", "on_enable reported: {shown}");
     Ok(())
 }

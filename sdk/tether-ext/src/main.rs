@@ -8,6 +8,7 @@
 //! tether-ext sign my-ext-0.1.0.tpkg --key Contoso.key
 //! ```
 
+mod python;
 mod scaffold;
 
 use anyhow::{Context, Result, bail};
@@ -38,16 +39,21 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Make a ready-to-build extension crate on tether-sdk.
+    /// Make a ready-to-build extension: a crate on tether-sdk, or a Python
+    /// app on the Python SDK.
     New {
         name: String,
         #[arg(long, default_value = "Contoso")]
         publisher: String,
+        /// The language the extension is written in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
         /// The parent directory (default: here).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
-    /// Build the extension in --dir for wasm32-wasip2 (release).
+    /// Build the extension in --dir into a component: cargo for
+    /// wasm32-wasip2 (release), or componentize-py for Python.
     Build {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
@@ -160,9 +166,10 @@ fn run(command: Command) -> Result<()> {
         Command::New {
             name,
             publisher,
+            lang,
             dir,
         } => {
-            let made = scaffold::new(&dir, &name, &publisher)?;
+            let made = scaffold::new(&dir, &name, &publisher, lang)?;
             println!("{}", made.display());
             Ok(())
         }

@@ -1,4 +1,5 @@
-//! `new` and `build`.
+//! `new` and `build`, for each language an extension may be written in;
+//! Rust's here, the others in their own modules.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -16,8 +17,28 @@ fn crate_name(dir: &Path) -> Result<String> {
     Ok(name.replace('-', "_"))
 }
 
-/// A new crate `dir/name` implementing a small extension on tether-sdk.
-pub fn new(dir: &Path, name: &str, publisher: &str) -> Result<PathBuf> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+}
+
+/// The language of the project in `dir`, by the files that make it one.
+fn lang_of(dir: &Path) -> Result<Lang> {
+    if dir.join("Cargo.toml").is_file() {
+        Ok(Lang::Rust)
+    } else if super::python::is_project(dir) {
+        Ok(Lang::Python)
+    } else {
+        bail!(
+            "{} is no extension project: it has neither Cargo.toml (Rust) nor app.py (Python); make one with `tether-ext new NAME --lang …`",
+            dir.display()
+        )
+    }
+}
+
+/// A new project `dir/name` implementing a small extension.
+pub fn new(dir: &Path, name: &str, publisher: &str, lang: Lang) -> Result<PathBuf> {
     if name.is_empty()
         || !name
             .bytes()
@@ -28,6 +49,12 @@ pub fn new(dir: &Path, name: &str, publisher: &str) -> Result<PathBuf> {
     let root = dir.join(name);
     if root.exists() {
         bail!("{} exists already", root.display());
+    }
+    std::fs::create_dir_all(&root)?;
+    std::fs::write(root.join("extension.toml"), manifest(name, publisher, lang))?;
+    if lang == Lang::Python {
+        super::python::new(&root, name)?;
+        return Ok(root);
     }
     std::fs::create_dir_all(root.join("src"))?;
     // The SDK this tool was built with, by path; an SDK from a registry
@@ -47,17 +74,26 @@ pub fn new(dir: &Path, name: &str, publisher: &str) -> Result<PathBuf> {
             "//! {name}: a Tether extension.\n\nuse tether_sdk::{{Error, Extension, info}};\n\nstruct Ext;\n\nimpl Extension for Ext {{\n    fn enable() -> Result<(), Error> {{\n        info!(\"{name} enabled\");\n        Ok(())\n    }}\n\n    fn invoke(command: &str, args: &[String]) -> Result<String, Error> {{\n        match command {{\n            \"echo\" => Ok(args.join(\" \")),\n            other => Err(Error::unknown_command(other)),\n        }}\n    }}\n}}\n\ntether_sdk::export_extension!(Ext);\n"
         ),
     )?;
-    std::fs::write(
-        root.join("extension.toml"),
-        format!(
-            "# The manifest; `tether-ext pack` adds the [component] table.\npublisher = \"{publisher}\"\nname = \"{name}\"\nversion = \"0.1.0\"\ncontract = \"0.2.0\"\ndescription = \"{name}\"\ncategory = \"monitoring\"\n\n[capabilities]\noutbound = []\nread_paths = []\nwrite_paths = []\n\n[limits]\nmemory_mib = 64\ncall_timeout_ms = 10000\n"
-        ),
-    )?;
     Ok(root)
+}
+
+/// The manifest template; `tether-ext pack` adds the [component] table.
+/// A Python component carries its interpreter: it needs more memory.
+fn manifest(name: &str, publisher: &str, lang: Lang) -> String {
+    let memory = match lang {
+        Lang::Rust => 64,
+        Lang::Python => 128,
+    };
+    format!(
+        "# The manifest; `tether-ext pack` adds the [component] table.\npublisher = \"{publisher}\"\nname = \"{name}\"\nversion = \"0.1.0\"\ncontract = \"0.2.0\"\ndescription = \"{name}\"\ncategory = \"monitoring\"\n\n[capabilities]\noutbound = []\nread_paths = []\nwrite_paths = []\n\n[limits]\nmemory_mib = {memory}\ncall_timeout_ms = 10000\n"
+    )
 }
 
 /// Where `build` puts the component.
 pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
+    if lang_of(dir)? == Lang::Python {
+        return super::python::built_component(dir, target_dir);
+    }
     let target = target_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| dir.join("target"));
@@ -68,6 +104,9 @@ pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf>
 }
 
 pub fn build(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
+    if lang_of(dir)? == Lang::Python {
+        return super::python::build(dir, target_dir);
+    }
     let mut cargo =
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo

@@ -1,0 +1,148 @@
+//! Python extensions: an `app.py` whose `Lifecycle` class implements the
+//! contract, built with componentize-py against the contract's WIT and
+//! Tether's Python SDK (`sdk/python`), both carried inside this tool so
+//! that a project builds with the contract the tool was made for.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+const WIT: &str = include_str!("../../../wit/extension.wit");
+const SDK: &str = include_str!("../../python/tether_sdk/__init__.py");
+const TOOL: &str = "componentize-py";
+
+/// Whether `dir` holds a Python extension.
+pub fn is_project(dir: &Path) -> bool {
+    dir.join("app.py").is_file()
+}
+
+fn target(dir: &Path, target_dir: Option<&Path>) -> PathBuf {
+    target_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join("target"))
+}
+
+fn name(dir: &Path) -> Result<String> {
+    let manifest = std::fs::read_to_string(dir.join("extension.toml"))
+        .with_context(|| format!("no extension.toml in {}", dir.display()))?;
+    let manifest: toml::Table = manifest.parse().context("extension.toml")?;
+    manifest
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .context("extension.toml names no extension")
+}
+
+/// Where `build` puts the component.
+pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
+    Ok(target(dir, target_dir).join(format!("{}.wasm", name(dir)?)))
+}
+
+/// The scaffold: `app.py` with one example of each capability.
+pub fn new(root: &Path, name: &str) -> Result<()> {
+    std::fs::write(root.join("app.py"), APP.replace("@NAME@", name))?;
+    std::fs::write(root.join(".gitignore"), "target/\n*.tpkg\n")?;
+    Ok(())
+}
+
+/// Finds componentize-py: on PATH, or in the virtual environment named by
+/// `VIRTUAL_ENV`.
+fn tool() -> Result<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+        dirs.insert(0, PathBuf::from(venv).join("bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(TOOL))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!(
+                "{TOOL} is not installed: install it into a virtual environment, for example \
+                 `python3 -m venv ~/.venvs/tether && ~/.venvs/tether/bin/pip install {TOOL}`, \
+                 then put that bin directory on PATH (or activate the environment). \
+                 tether-ext never downloads a toolchain itself"
+            )
+        })
+}
+
+pub fn build(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
+    let tool = tool()?;
+    let target = target(dir, target_dir);
+    // The contract and the SDK, as this tool carries them.
+    let wit = target.join("tether-wit");
+    let sdk = target.join("tether-python-sdk");
+    std::fs::create_dir_all(&wit)?;
+    std::fs::create_dir_all(sdk.join("tether_sdk"))?;
+    std::fs::write(wit.join("extension.wit"), WIT)?;
+    std::fs::write(sdk.join("tether_sdk").join("__init__.py"), SDK)?;
+    let wasm = built_component(dir, target_dir)?;
+    let status = std::process::Command::new(&tool)
+        .current_dir(dir)
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "extension", "componentize", "-p", "."])
+        .arg("-p")
+        .arg(&sdk)
+        .arg("app")
+        .arg("-o")
+        .arg(&wasm)
+        .status()
+        .with_context(|| format!("could not run {}", tool.display()))?;
+    if !status.success() {
+        bail!("{TOOL} failed (its errors are above)");
+    }
+    Ok(wasm)
+}
+
+const APP: &str = r#""""@NAME@: a Tether extension in Python.
+
+Each command shows one thing the host offers; the manifest
+(extension.toml) declares what reaches outside the sandbox, and the
+operator grants it.
+"""
+
+import tether_sdk as tether
+
+
+class Lifecycle(tether.Extension):
+    def on_enable(self):
+        tether.log.info("@NAME@ enabled")
+        tether.status.success("ready")
+
+    @tether.command("echo")
+    def echo(self, args):
+        return " ".join(args)
+
+    @tether.command("greet")
+    def greet(self, args):
+        # Settings are JSON values: `tether extension install --settings`.
+        return "hello " + str(tether.settings.get("name", "world"))
+
+    @tether.command("count")
+    def count(self, args):
+        # The key-value store survives calls and restarts.
+        n = int(tether.kv.get("count", "0")) + 1
+        tether.kv["count"] = str(n)
+        return {"count": n}
+
+    @tether.command("machine")
+    def machine(self, args):
+        return tether.machine()
+
+    @tether.command("fetch")
+    def fetch(self, args):
+        # Only origins in [capabilities] outbound, and granted, are reached.
+        if not args:
+            raise tether.Error("invalid-argument", "fetch URL")
+        response = tether.http.get(args[0])
+        return {"status": response.status, "bytes": len(response.body)}
+
+    @tether.command("read")
+    def read(self, args):
+        # Files only under [capabilities] read_paths, as granted.
+        if not args:
+            raise tether.Error("invalid-argument", "read PATH")
+        with open(args[0]) as f:
+            return f.read()
+"#;
