@@ -930,28 +930,23 @@ fn toolchain(program: &str) -> anyhow::Result<bool> {
     Ok(found)
 }
 
-/// The same flow in Python: the scaffold's commands exercise the SDK's
-/// settings, key-value store, logging and status through the real host.
-#[test]
-fn the_python_author_flow_from_new_to_invoke() -> TestResult {
-    if !toolchain("componentize-py")? {
-        return Ok(());
-    }
-    let home = author_flow("python", "py-flow")?;
-    let h = home.path();
-    let id = "Authors/py-flow";
-    assert_eq!(invoke(h, id, &["echo", "from", "python"])?, "from python\n");
-    assert_eq!(invoke(h, id, &["greet"])?, "hello world\n");
-    assert_eq!(invoke(h, id, &["count"])?.trim(), r#"{"count": 1}"#);
+/// The scaffold's commands, the same in every language: each exercises
+/// one part of that language's SDK through the real host.
+fn assert_scaffold_commands(h: &Path, id: &str) -> TestResult {
     assert_eq!(
-        invoke(h, id, &["count"])?.trim(),
-        r#"{"count": 2}"#,
-        "the store persists"
+        invoke(h, id, &["echo", "from", "the", "guest"])?,
+        "from the guest\n"
     );
+    assert_eq!(invoke(h, id, &["greet"])?, "hello world\n");
+    let count = |h: &Path| -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&invoke(h, id, &["count"])?)?)
+    };
+    assert_eq!(count(h)?["count"], 1);
+    assert_eq!(count(h)?["count"], 2, "the store persists");
     let machine: serde_json::Value = serde_json::from_str(&invoke(h, id, &["machine"])?)?;
     assert_eq!(machine["status"], "not-connected", "{machine}");
-    // An unknown command fails with the SDK's code; a read outside any
-    // granted path fails inside the sandbox.
+    // An unknown command fails with the SDK's code; an undeclared origin
+    // is refused by the host.
     let unknown = tether(h)
         .args(["extension", "invoke", id, "nope"])
         .output()?;
@@ -961,20 +956,55 @@ fn the_python_author_flow_from_new_to_invoke() -> TestResult {
         "{}",
         stderr(&unknown)
     );
-    let read = tether(h)
-        .args(["extension", "invoke", id, "read", "/etc/hostname"])
+    let fetch = tether(h)
+        .args(["extension", "invoke", id, "fetch", "https://example.com/"])
         .output()?;
     assert!(
-        !read.status.success(),
+        !fetch.status.success(),
         "nothing is granted: {}",
-        stdout(&read)
+        stdout(&fetch)
     );
+    assert!(stderr(&fetch).contains("denied"), "{}", stderr(&fetch));
     let shown: serde_json::Value = serde_json::from_slice(
         &tether(h)
             .args(["--json", "extension", "show", id])
             .output()?
             .stdout,
     )?;
-    assert_eq!(shown["message"], "ready", "on_enable reported: {shown}");
+    assert_eq!(shown["message"], "ready", "enable reported: {shown}");
     Ok(())
+}
+
+#[test]
+fn the_python_author_flow_from_new_to_invoke() -> TestResult {
+    if !toolchain("componentize-py")? {
+        return Ok(());
+    }
+    let home = author_flow("python", "py-flow")?;
+    assert_scaffold_commands(home.path(), "Authors/py-flow")?;
+    // Files: plain open() inside the sandbox, where nothing is granted.
+    let read = tether(home.path())
+        .args([
+            "extension",
+            "invoke",
+            "Authors/py-flow",
+            "read",
+            "/etc/hostname",
+        ])
+        .output()?;
+    assert!(
+        !read.status.success(),
+        "nothing is granted: {}",
+        stdout(&read)
+    );
+    Ok(())
+}
+
+#[test]
+fn the_javascript_author_flow_from_new_to_invoke() -> TestResult {
+    if !toolchain("componentize-js")? {
+        return Ok(());
+    }
+    let home = author_flow("javascript", "js-flow")?;
+    assert_scaffold_commands(home.path(), "Authors/js-flow")
 }

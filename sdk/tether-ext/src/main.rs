@@ -8,8 +8,10 @@
 //! tether-ext sign my-ext-0.1.0.tpkg --key Contoso.key
 //! ```
 
+mod javascript;
 mod python;
 mod scaffold;
+mod toolchain;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -40,7 +42,7 @@ enum Command {
         out: Option<PathBuf>,
     },
     /// Make a ready-to-build extension: a crate on tether-sdk, or a Python
-    /// app on the Python SDK.
+    /// or JavaScript app on that language's SDK.
     New {
         name: String,
         #[arg(long, default_value = "Contoso")]
@@ -53,7 +55,8 @@ enum Command {
         dir: PathBuf,
     },
     /// Build the extension in --dir into a component: cargo for
-    /// wasm32-wasip2 (release), or componentize-py for Python.
+    /// wasm32-wasip2 (release), componentize-py for Python,
+    /// componentize-js for JavaScript.
     Build {
         #[arg(long, default_value = ".")]
         dir: PathBuf,

@@ -3,6 +3,7 @@
 //! Tether's Python SDK (`sdk/python`), both carried inside this tool so
 //! that a project builds with the contract the tool was made for.
 
+use super::toolchain;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -15,26 +16,9 @@ pub fn is_project(dir: &Path) -> bool {
     dir.join("app.py").is_file()
 }
 
-fn target(dir: &Path, target_dir: Option<&Path>) -> PathBuf {
-    target_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.join("target"))
-}
-
-fn name(dir: &Path) -> Result<String> {
-    let manifest = std::fs::read_to_string(dir.join("extension.toml"))
-        .with_context(|| format!("no extension.toml in {}", dir.display()))?;
-    let manifest: toml::Table = manifest.parse().context("extension.toml")?;
-    manifest
-        .get("name")
-        .and_then(|n| n.as_str())
-        .map(str::to_string)
-        .context("extension.toml names no extension")
-}
-
 /// Where `build` puts the component.
 pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
-    Ok(target(dir, target_dir).join(format!("{}.wasm", name(dir)?)))
+    toolchain::component(dir, target_dir)
 }
 
 /// The scaffold: `app.py` with one example of each capability.
@@ -44,31 +28,21 @@ pub fn new(root: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Finds componentize-py: on PATH, or in the virtual environment named by
-/// `VIRTUAL_ENV`.
+/// componentize-py: in the active virtual environment, else on PATH.
 fn tool() -> Result<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
+    let venv: Vec<PathBuf> = std::env::var_os("VIRTUAL_ENV")
+        .map(|v| vec![PathBuf::from(v).join("bin")])
         .unwrap_or_default();
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        dirs.insert(0, PathBuf::from(venv).join("bin"));
-    }
-    dirs.into_iter()
-        .map(|d| d.join(TOOL))
-        .find(|p| p.is_file())
-        .with_context(|| {
-            format!(
-                "{TOOL} is not installed: install it into a virtual environment, for example \
-                 `python3 -m venv ~/.venvs/tether && ~/.venvs/tether/bin/pip install {TOOL}`, \
-                 then put that bin directory on PATH (or activate the environment). \
-                 tether-ext never downloads a toolchain itself"
-            )
-        })
+    toolchain::find(
+        TOOL,
+        &venv,
+        "install it into a virtual environment, for example `python3 -m venv ~/.venvs/tether && ~/.venvs/tether/bin/pip install componentize-py`, then put that bin directory on PATH (or activate the environment)",
+    )
 }
 
 pub fn build(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
     let tool = tool()?;
-    let target = target(dir, target_dir);
+    let target = toolchain::target(dir, target_dir);
     // The contract and the SDK, as this tool carries them.
     let wit = target.join("tether-wit");
     let sdk = target.join("tether-python-sdk");

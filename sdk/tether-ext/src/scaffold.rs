@@ -21,6 +21,7 @@ fn crate_name(dir: &Path) -> Result<String> {
 pub enum Lang {
     Rust,
     Python,
+    Javascript,
 }
 
 /// The language of the project in `dir`, by the files that make it one.
@@ -29,9 +30,11 @@ fn lang_of(dir: &Path) -> Result<Lang> {
         Ok(Lang::Rust)
     } else if super::python::is_project(dir) {
         Ok(Lang::Python)
+    } else if super::javascript::is_project(dir) {
+        Ok(Lang::Javascript)
     } else {
         bail!(
-            "{} is no extension project: it has neither Cargo.toml (Rust) nor app.py (Python); make one with `tether-ext new NAME --lang …`",
+            "{} is no extension project: it has no Cargo.toml (Rust), app.py (Python) or app.js (JavaScript); make one with `tether-ext new NAME --lang …`",
             dir.display()
         )
     }
@@ -52,9 +55,10 @@ pub fn new(dir: &Path, name: &str, publisher: &str, lang: Lang) -> Result<PathBu
     }
     std::fs::create_dir_all(&root)?;
     std::fs::write(root.join("extension.toml"), manifest(name, publisher, lang))?;
-    if lang == Lang::Python {
-        super::python::new(&root, name)?;
-        return Ok(root);
+    match lang {
+        Lang::Python => return super::python::new(&root, name).map(|()| root),
+        Lang::Javascript => return super::javascript::new(&root, name).map(|()| root),
+        Lang::Rust => {}
     }
     std::fs::create_dir_all(root.join("src"))?;
     // The SDK this tool was built with, by path; an SDK from a registry
@@ -78,11 +82,12 @@ pub fn new(dir: &Path, name: &str, publisher: &str, lang: Lang) -> Result<PathBu
 }
 
 /// The manifest template; `tether-ext pack` adds the [component] table.
-/// A Python component carries its interpreter: it needs more memory.
+/// A Python or JavaScript component carries its interpreter: it needs
+/// more memory.
 fn manifest(name: &str, publisher: &str, lang: Lang) -> String {
     let memory = match lang {
         Lang::Rust => 64,
-        Lang::Python => 128,
+        Lang::Python | Lang::Javascript => 128,
     };
     format!(
         "# The manifest; `tether-ext pack` adds the [component] table.\npublisher = \"{publisher}\"\nname = \"{name}\"\nversion = \"0.1.0\"\ncontract = \"0.2.0\"\ndescription = \"{name}\"\ncategory = \"monitoring\"\n\n[capabilities]\noutbound = []\nread_paths = []\nwrite_paths = []\n\n[limits]\nmemory_mib = {memory}\ncall_timeout_ms = 10000\n"
@@ -91,8 +96,10 @@ fn manifest(name: &str, publisher: &str, lang: Lang) -> String {
 
 /// Where `build` puts the component.
 pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
-    if lang_of(dir)? == Lang::Python {
-        return super::python::built_component(dir, target_dir);
+    match lang_of(dir)? {
+        Lang::Python => return super::python::built_component(dir, target_dir),
+        Lang::Javascript => return super::javascript::built_component(dir, target_dir),
+        Lang::Rust => {}
     }
     let target = target_dir
         .map(Path::to_path_buf)
@@ -104,8 +111,10 @@ pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf>
 }
 
 pub fn build(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
-    if lang_of(dir)? == Lang::Python {
-        return super::python::build(dir, target_dir);
+    match lang_of(dir)? {
+        Lang::Python => return super::python::build(dir, target_dir),
+        Lang::Javascript => return super::javascript::build(dir, target_dir),
+        Lang::Rust => {}
     }
     let mut cargo =
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));

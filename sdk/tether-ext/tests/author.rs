@@ -104,3 +104,36 @@ fn from_new_to_a_signed_verified_package_in_five_commands() {
         String::from_utf8_lossy(&caught.stderr)
     );
 }
+
+/// A missing toolchain is named, with how to install it; nothing is
+/// downloaded and nothing is built.
+#[test]
+fn a_missing_language_toolchain_says_what_to_install() {
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let w = work.path();
+    for (lang, tool, how) in [
+        ("python", "componentize-py", "pip install componentize-py"),
+        ("javascript", "componentize-js", "npm install"),
+    ] {
+        let name = format!("no-{lang}");
+        ok(ext(w, &["new", &name, "--lang", lang]));
+        let out = Command::new(env!("CARGO_BIN_EXE_tether-ext"))
+            .current_dir(w)
+            .args(["build", "--dir", &name])
+            .env("PATH", w.join("nothing-here"))
+            .env_remove("VIRTUAL_ENV")
+            .output()
+            .unwrap_or_else(|e| panic!("tether-ext build: {e}"));
+        assert!(!out.status.success(), "{lang} built without {tool}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(&format!("{tool} is not installed")), "{said}");
+        assert!(said.contains(how), "{said}");
+        assert!(said.contains("never downloads"), "{said}");
+        assert!(
+            !w.join(&name)
+                .join("target")
+                .join(format!("{name}.wasm"))
+                .exists()
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! What the non-Rust languages share: where a project's build goes, its
+//! extension's name, and finding a toolchain the author installed (the
+//! tool never downloads one).
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The build directory: `--target-dir`, else DIR/target.
+pub fn target(dir: &Path, target_dir: Option<&Path>) -> PathBuf {
+    target_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join("target"))
+}
+
+/// The extension's name, from its manifest.
+pub fn name(dir: &Path) -> Result<String> {
+    let manifest = std::fs::read_to_string(dir.join("extension.toml"))
+        .with_context(|| format!("no extension.toml in {}", dir.display()))?;
+    let manifest: toml::Table = manifest.parse().context("extension.toml")?;
+    manifest
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .context("extension.toml names no extension")
+}
+
+/// Where `build` puts the component.
+pub fn component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
+    Ok(target(dir, target_dir).join(format!("{}.wasm", name(dir)?)))
+}
+
+/// `program` in one of `first` (the project's own, in order), else on
+/// PATH; `install` says how to get it when it is nowhere.
+pub fn find(program: &str, first: &[PathBuf], install: &str) -> Result<PathBuf> {
+    let path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    first
+        .iter()
+        .chain(path.iter())
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!("{program} is not installed: {install}. tether-ext never downloads a toolchain itself")
+        })
+}
