@@ -843,7 +843,11 @@ pub(crate) fn walk(root: &Path) -> Vec<std::path::PathBuf> {
 /// (in `lang`) → build → pack → sign → verify, then `tether` trust add →
 /// install → invoke. Returns the state root, with the extension installed
 /// as `Authors/NAME`.
-fn author_flow(lang: &str, name: &str) -> anyhow::Result<tempfile::TempDir> {
+fn author_flow(
+    lang: &str,
+    name: &str,
+    edit: impl Fn(&Path) -> std::io::Result<()>,
+) -> anyhow::Result<tempfile::TempDir> {
     let tool = Path::new(env!("CARGO_BIN_EXE_tether"))
         .with_file_name(format!("tether-ext{}", std::env::consts::EXE_SUFFIX));
     anyhow::ensure!(
@@ -868,6 +872,7 @@ fn author_flow(lang: &str, name: &str) -> anyhow::Result<tempfile::TempDir> {
     };
     let public = run(&["keygen", "--publisher", "Authors"])?;
     run(&["new", name, "--publisher", "Authors", "--lang", lang])?;
+    edit(&w.join(name))?;
     let target = target.display().to_string();
     run(&["build", "--dir", name, "--target-dir", &target])?;
     let package = run(&["pack", "--dir", name, "--target-dir", &target])?;
@@ -907,7 +912,7 @@ fn invoke(home: &Path, id: &str, args: &[&str]) -> anyhow::Result<String> {
 
 #[test]
 fn the_full_author_flow_from_new_to_invoke() -> TestResult {
-    let home = author_flow("rust", "flow-ext")?;
+    let home = author_flow("rust", "flow-ext", |_| Ok(()))?;
     assert_eq!(
         invoke(home.path(), "Authors/flow-ext", &["echo", "it", "works"])?,
         "it works\n"
@@ -980,8 +985,29 @@ fn the_python_author_flow_from_new_to_invoke() -> TestResult {
     if !toolchain("componentize-py")? {
         return Ok(());
     }
-    let home = author_flow("python", "py-flow")?;
+    // The author adds a command that allocates without end.
+    let home = author_flow("python", "py-flow", |dir| {
+        let app = std::fs::read_to_string(dir.join("app.py"))?;
+        std::fs::write(
+            dir.join("app.py"),
+            app + "\n    @tether.command(\"hog\")\n    def hog(self, args):\n        held = []\n        while True:\n            held.append(bytearray(1 << 20))\n",
+        )
+    })?;
     assert_scaffold_commands(home.path(), "Authors/py-flow")?;
+    // The memory limit holds the interpreter: the call fails, the next works.
+    let hog = tether(home.path())
+        .args(["extension", "invoke", "Authors/py-flow", "hog"])
+        .output()?;
+    assert!(!hog.status.success(), "{}", stdout(&hog));
+    assert!(
+        stderr(&hog).contains("MemoryError") || stderr(&hog).contains("memory"),
+        "{}",
+        stderr(&hog)
+    );
+    assert_eq!(
+        invoke(home.path(), "Authors/py-flow", &["echo", "still"])?,
+        "still\n"
+    );
     // Files: plain open() inside the sandbox, where nothing is granted.
     let read = tether(home.path())
         .args([
@@ -1005,6 +1031,6 @@ fn the_javascript_author_flow_from_new_to_invoke() -> TestResult {
     if !toolchain("componentize-js")? {
         return Ok(());
     }
-    let home = author_flow("javascript", "js-flow")?;
+    let home = author_flow("javascript", "js-flow", |_| Ok(()))?;
     assert_scaffold_commands(home.path(), "Authors/js-flow")
 }
