@@ -638,15 +638,34 @@ pub(crate) fn reconcile(home: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// The extension resource `name` of the cloud's first machine.
 pub(crate) fn cloud_extension(
     cloud: &Cloud,
     name: &str,
 ) -> anyhow::Result<Option<serde_json::Value>> {
-    Ok(cloud.machines()?.first().and_then(|m| {
-        m["extensions"]
-            .as_array()
-            .and_then(|a| a.iter().find(|e| e["name"] == name).cloned())
-    }))
+    Ok(cloud
+        .machines()?
+        .first()
+        .and_then(|m| extension_named(m, name)))
+}
+
+/// The extension resource `name` of the cloud's machine named `machine`.
+pub(crate) fn machine_extension(
+    cloud: &Cloud,
+    machine: &str,
+    name: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(cloud
+        .machines()?
+        .iter()
+        .find(|m| m["machine"]["name"] == machine)
+        .and_then(|m| extension_named(m, name)))
+}
+
+fn extension_named(machine: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
+    machine["extensions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["name"] == name).cloned())
 }
 
 #[test]
@@ -843,11 +862,7 @@ pub(crate) fn walk(root: &Path) -> Vec<std::path::PathBuf> {
 /// (in `lang`) → build → pack → sign → verify, then `tether` trust add →
 /// install → invoke. Returns the state root, with the extension installed
 /// as `Authors/NAME`.
-fn author_flow(
-    lang: &str,
-    name: &str,
-    edit: impl Fn(&Path) -> std::io::Result<()>,
-) -> anyhow::Result<tempfile::TempDir> {
+fn tether_ext() -> anyhow::Result<std::path::PathBuf> {
     let tool = Path::new(env!("CARGO_BIN_EXE_tether"))
         .with_file_name(format!("tether-ext{}", std::env::consts::EXE_SUFFIX));
     anyhow::ensure!(
@@ -855,9 +870,49 @@ fn author_flow(
         "{} is missing: `cargo test --workspace` builds it (or `cargo build -p tether-ext`)",
         tool.display()
     );
+    Ok(tool)
+}
+
+/// Where tether-ext builds in tests: one directory that outlives them.
+fn ext_target() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ext-author-test")
+}
+
+/// Builds the sample `plugins/PLUGIN` from source with `tether-ext
+/// build`, as its author would; returns the component's path.
+pub(crate) fn tether_ext_build(plugin: &str) -> anyhow::Result<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins")
+        .join(plugin);
+    let out = std::process::Command::new(tether_ext()?)
+        .arg("build")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--target-dir")
+        .arg(ext_target().join(plugin.replace('/', "-")))
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "tether-ext build {plugin}: {}",
+        stderr(&out)
+    );
+    // The last line: the toolchain may print its own before it.
+    stdout(&out)
+        .lines()
+        .last()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("tether-ext build {plugin} named no component"))
+}
+
+fn author_flow(
+    lang: &str,
+    name: &str,
+    edit: impl Fn(&Path) -> std::io::Result<()>,
+) -> anyhow::Result<tempfile::TempDir> {
+    let tool = tether_ext()?;
     let work = tempfile::tempdir()?;
     let w = work.path();
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ext-author-test");
+    let target = ext_target();
     let run = |args: &[&str]| -> anyhow::Result<String> {
         let out = std::process::Command::new(&tool)
             .current_dir(w)
@@ -922,7 +977,7 @@ fn the_full_author_flow_from_new_to_invoke() -> TestResult {
 
 /// A language toolchain the test needs, or a skip (a failure where
 /// `.ci/run` installed the toolchains: TETHER_LANGUAGE_TESTS=1).
-fn toolchain(program: &str) -> anyhow::Result<bool> {
+pub(crate) fn toolchain(program: &str) -> anyhow::Result<bool> {
     let found = std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
     if !found {

@@ -1,8 +1,8 @@
 //! `tether rename`: the five steps of renaming an Arc machine as one
 //! journaled command, in the service and without it, resumed after a kill.
 
-use crate::extensions::{Publisher, ext, package, trust, write};
-use crate::service::{Service, connected};
+use crate::extensions::{Publisher, ext, machine_extension, package, write};
+use crate::service::{Service, assign_inventory, connected};
 use crate::support::{Cloud, TestResult, stderr, stdout, tether};
 use serde_json::Value;
 use std::path::Path;
@@ -33,48 +33,14 @@ fn collect(home: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-fn cloud_record(cloud: &Cloud, machine: &str, name: &str) -> anyhow::Result<Option<Value>> {
-    Ok(cloud
-        .machines()?
-        .iter()
-        .find(|m| m["machine"]["name"] == machine)
-        .and_then(|m| {
-            m["extensions"]
-                .as_array()
-                .and_then(|a| a.iter().find(|e| e["name"] == name).cloned())
-        }))
-}
-
 #[test]
 fn rename_carries_extensions_and_settings_in_the_service_and_resumes_after_a_kill() -> TestResult {
     let cloud = Cloud::start()?;
     let home = connected(&cloud, "ren-old")?;
     let h = home.path();
-    let admin = cloud.cloud.admin()?;
     let contoso = Publisher::new("Contoso", 31);
-    trust(h, &contoso)?;
-    let machine = serde_json::from_slice::<Value>(&std::fs::read(h.join("registration.json"))?)?;
-    admin.upload_package(
-        "Contoso",
-        "Inventory",
-        "1.0.0",
-        package(
-            &contoso,
-            "Contoso",
-            "Inventory",
-            "1.0.0",
-            "monitoring",
-            tether_test_artifacts::INVENTORY,
-            "",
-        )?,
-    )?;
     let secret = "rename-s3cret-4417";
-    admin.post(
-        "/extensions",
-        serde_json::json!({"machineId": machine["resourceId"], "name": "inv", "publisher": "Contoso",
-                           "type": "Inventory", "version": "1.0.0", "settings": {"labels": {"team": "ren"}},
-                           "protectedSettings": {"uploadToken": secret}}),
-    )?;
+    assign_inventory(&cloud, h, &contoso, "ren", secret)?;
     // One extension the operator installed locally, and disabled.
     let hello = package(
         &contoso,
@@ -117,7 +83,7 @@ fn rename_carries_extensions_and_settings_in_the_service_and_resumes_after_a_kil
         "{done}"
     );
     assert_eq!(machine_names(&cloud)?, vec!["ren-new".to_string()]);
-    let record = cloud_record(&cloud, "ren-new", "inv")?
+    let record = machine_extension(&cloud, "ren-new", "inv")?
         .ok_or_else(|| anyhow::anyhow!("the new resource has no inv extension"))?;
     assert_eq!(
         record["properties"]["provisioningState"], "Succeeded",
@@ -196,7 +162,7 @@ fn rename_carries_extensions_and_settings_in_the_service_and_resumes_after_a_kil
         "the journal is finished"
     );
     assert!(!h.join("journal/rename-packages").exists());
-    let record = cloud_record(&cloud, "ren-three", "inv")?
+    let record = machine_extension(&cloud, "ren-three", "inv")?
         .ok_or_else(|| anyhow::anyhow!("the new resource has no inv extension"))?;
     assert_eq!(
         record["properties"]["provisioningState"], "Succeeded",

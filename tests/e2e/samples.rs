@@ -11,8 +11,31 @@ use std::path::Path;
 
 #[test]
 fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
+    health_posts_metrics(
+        "health-1",
+        "Health",
+        "health",
+        tether_test_artifacts::HEALTH,
+    )
+}
+
+/// The health sample ported to Python, built from source by tether-ext
+/// (componentize-py), measuring and posting the same as the Rust one.
+#[test]
+fn the_python_health_sample_posts_the_same_metrics() -> TestResult {
+    if !crate::extensions::toolchain("componentize-py")? {
+        return Ok(());
+    }
+    let wasm = crate::extensions::tether_ext_build("python/health")?;
+    health_posts_metrics("health-py", "HealthPython", "python/health", &wasm)
+}
+
+/// `plugin` (its manifest named `name`, its component `wasm`) assigned by
+/// the cloud to a machine named `machine` under the service: its metrics
+/// reach tether-cloud's sink and page, its runs its status.
+fn health_posts_metrics(machine: &str, name: &str, plugin: &str, wasm: &str) -> TestResult {
     let cloud = Cloud::start()?;
-    let home = connected(&cloud, "health-1")?;
+    let home = connected(&cloud, machine)?;
     let h = home.path();
     let contoso = Publisher::new("Contoso", 51);
     trust(h, &contoso)?;
@@ -22,17 +45,17 @@ fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
     config_set(h, "extensions.outbound.allowed", &cloud.cloud.url)?;
     config_set(h, "extensions.outbound.allowlocal", "true")?;
     config_set(h, "extensions.schedules.mininterval", "10s")?;
-    let bytes = sample_package(&contoso, "health", tether_test_artifacts::HEALTH, |m| {
+    let bytes = sample_package(&contoso, plugin, wasm, |m| {
         m.replace("every = \"1m\"", "every = \"10s\"")
             .replace("https://metrics.contoso.example", &cloud.cloud.url)
     })?;
     let admin = cloud.cloud.admin()?;
-    admin.upload_package("Contoso", "Health", "1.0.0", bytes)?;
+    admin.upload_package("Contoso", name, "1.0.0", bytes)?;
     let registration: Value = serde_json::from_slice(&std::fs::read(h.join("registration.json"))?)?;
     admin.post(
         "/extensions",
         serde_json::json!({"machineId": registration["resourceId"], "name": "health", "publisher": "Contoso",
-                           "type": "Health", "version": "1.0.0",
+                           "type": name, "version": "1.0.0",
                            "settings": {"endpoint": format!("{}/metrics/v1/ingest", cloud.cloud.url)},
                            "protectedSettings": {"key": cloud.demo["metricsKey"]}}),
     )?;
@@ -41,7 +64,7 @@ fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
         Ok(cloud
             .machines()?
             .into_iter()
-            .find(|m| m["machine"]["name"] == "health-1")
+            .find(|m| m["machine"]["name"] == machine)
             .map(|m| m["metrics"].clone())
             .filter(|m| !m.is_null()))
     })?;
@@ -76,7 +99,7 @@ fn the_health_sample_posts_metrics_that_tether_cloud_shows() -> TestResult {
     // Each run's outcome is the extension's status.
     let record = wait_for("the run recorded", || {
         let out = tether(h)
-            .args(["--json", "extension", "show", "Contoso/Health"])
+            .args(["--json", "extension", "show", &format!("Contoso/{name}")])
             .output()?;
         let record: Value = serde_json::from_slice(&out.stdout)?;
         Ok((record["runs"][0]["result"] == "succeeded").then_some(record))
@@ -231,5 +254,90 @@ fn the_certsync_sample_writes_its_bundle_atomically_only_when_it_changed() -> Te
         .collect();
     assert_eq!(leftovers.len(), 1, "only the bundle: {leftovers:?}");
     assert!(service.stop()?.success());
+    Ok(())
+}
+
+/// The probe sample, in JavaScript, built from source by tether-ext
+/// (componentize-js): a granted endpoint is up with its status code, an
+/// undeclared one is down with the host's refusal, and the status and
+/// document say so.
+#[test]
+fn the_javascript_probe_sample_reports_which_endpoints_answer() -> TestResult {
+    if !crate::extensions::toolchain("componentize-js")? {
+        return Ok(());
+    }
+    let wasm = crate::extensions::tether_ext_build("javascript/probe")?;
+    let server = LoopbackHttp::start("all good")?;
+    let origin = format!("http://{}", server.addr);
+    let home = tempfile::tempdir()?;
+    let h = home.path();
+    let contoso = Publisher::new("Contoso", 53);
+    trust(h, &contoso)?;
+    config_set(h, "extensions.outbound.allowed", &origin)?;
+    config_set(h, "extensions.outbound.allowlocal", "true")?;
+    let bytes = sample_package(&contoso, "javascript/probe", &wasm, |m| {
+        m.replace("https://status.contoso.example", &origin)
+    })?;
+    let package = h.join("probe.tpkg");
+    std::fs::write(&package, bytes)?;
+    let installed = tether(h)
+        .args(["extension", "install"])
+        .arg(&package)
+        .output()?;
+    assert!(installed.status.success(), "{}", stderr(&installed));
+
+    let undeclared = "http://127.0.0.2:9/";
+    let out = tether(h)
+        .args([
+            "extension",
+            "invoke",
+            "Contoso/Probe",
+            "probe",
+            &server.url(),
+            undeclared,
+        ])
+        .output()?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let document: Value = serde_json::from_slice(&out.stdout)?;
+    let results = &document["results"];
+    assert_eq!(results[0]["up"], true, "{document}");
+    assert_eq!(results[0]["status"], 200, "{document}");
+    assert_eq!(results[0]["bytes"], 8, "{document}");
+    assert_eq!(results[1]["up"], false, "{document}");
+    assert!(
+        results[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("denied")),
+        "{document}"
+    );
+    assert_eq!(results[1]["downInARow"], 1);
+    assert_eq!(server.seen(), 1, "only the granted endpoint was reached");
+    // A second probe counts the failures in a row (the key-value store).
+    let again: Value = serde_json::from_slice(
+        &tether(h)
+            .args([
+                "extension",
+                "invoke",
+                "Contoso/Probe",
+                "probe",
+                &server.url(),
+                undeclared,
+            ])
+            .output()?
+            .stdout,
+    )?;
+    assert_eq!(again["results"][1]["downInARow"], 2, "{again}");
+    let shown: Value = serde_json::from_slice(
+        &tether(h)
+            .args(["--json", "extension", "show", "Contoso/Probe"])
+            .output()?
+            .stdout,
+    )?;
+    let message = shown["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("1/2 up; down: http://127.0.0.2:9/ (2x)"),
+        "{shown}"
+    );
+    assert_eq!(shown["document"]["results"][0]["status"], 200, "{shown}");
     Ok(())
 }

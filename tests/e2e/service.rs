@@ -787,21 +787,26 @@ fn sd_notify_ready_and_a_unit_systemd_accepts() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn the_service_reconciles_and_keeps_protected_settings_in_memory_only() -> TestResult {
-    let cloud = Cloud::start()?;
-    let home = connected(&cloud, "svc-secrets")?;
-    let h = home.path();
+/// The cloud assigns Contoso/Inventory 1.0.0 (as `inv`, signed by
+/// `contoso`, trusted here) to the machine at `home`, with `team` as a
+/// label and `secret` as its protected upload token. Returns the
+/// machine's registration.
+pub(crate) fn assign_inventory(
+    cloud: &Cloud,
+    home: &Path,
+    contoso: &Publisher,
+    team: &str,
+    secret: &str,
+) -> anyhow::Result<Value> {
     let admin = cloud.cloud.admin()?;
-    let contoso = Publisher::new("Contoso", 12);
-    trust(h, &contoso)?;
-    let machine = serde_json::from_slice::<Value>(&std::fs::read(h.join("registration.json"))?)?;
+    trust(home, contoso)?;
+    let machine = serde_json::from_slice::<Value>(&std::fs::read(home.join("registration.json"))?)?;
     admin.upload_package(
         "Contoso",
         "Inventory",
         "1.0.0",
         package(
-            &contoso,
+            contoso,
             "Contoso",
             "Inventory",
             "1.0.0",
@@ -810,13 +815,22 @@ fn the_service_reconciles_and_keeps_protected_settings_in_memory_only() -> TestR
             "",
         )?,
     )?;
-    let secret = "upload-s3cret-7781";
     admin.post(
         "/extensions",
         serde_json::json!({"machineId": machine["resourceId"], "name": "inv", "publisher": "Contoso",
-                           "type": "Inventory", "version": "1.0.0", "settings": {"labels": {"team": "svc"}},
+                           "type": "Inventory", "version": "1.0.0", "settings": {"labels": {"team": team}},
                            "protectedSettings": {"uploadToken": secret}}),
     )?;
+    Ok(machine)
+}
+
+#[test]
+fn the_service_reconciles_and_keeps_protected_settings_in_memory_only() -> TestResult {
+    let cloud = Cloud::start()?;
+    let home = connected(&cloud, "svc-secrets")?;
+    let h = home.path();
+    let secret = "upload-s3cret-7781";
+    let machine = assign_inventory(&cloud, h, &Publisher::new("Contoso", 12), "svc", secret)?;
     let service = Service::start(h, "1s")?;
     service.wait_until("the extension reconciled", |l| {
         l["reconcileOutcomes"]

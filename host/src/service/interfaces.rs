@@ -3,6 +3,7 @@
 //! addresses, loopback left out.
 
 use serde_json::{Value, json};
+#[cfg(target_os = "linux")]
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 

@@ -8,7 +8,6 @@ use super::toolchain;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
-const WIT: &str = include_str!("../../../wit/extension.wit");
 const SDK: &str = include_str!("../../javascript/tether-sdk.js");
 const TOOL: &str = "componentize-js";
 const SDK_FILE: &str = "tether-sdk.js";
@@ -16,11 +15,6 @@ const SDK_FILE: &str = "tether-sdk.js";
 /// Whether `dir` holds a JavaScript extension.
 pub fn is_project(dir: &Path) -> bool {
     dir.join("app.js").is_file()
-}
-
-/// Where `build` puts the component.
-pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
-    toolchain::component(dir, target_dir)
 }
 
 /// The scaffold: `app.js` with one example of each capability, and a
@@ -55,11 +49,9 @@ fn tool(dir: &Path) -> Result<PathBuf> {
 pub fn build(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
     let tool = tool(dir)?;
     let target = toolchain::target(dir, target_dir);
-    let wit = target.join("tether-wit");
-    std::fs::create_dir_all(&wit)?;
-    std::fs::write(wit.join("extension.wit"), WIT)?;
+    let wit = toolchain::contract(&target)?;
     std::fs::write(dir.join(SDK_FILE), SDK)?;
-    let wasm = built_component(dir, target_dir)?;
+    let wasm = toolchain::component(dir, target_dir)?;
     let status = std::process::Command::new(&tool)
         .current_dir(dir)
         .arg("app.js")

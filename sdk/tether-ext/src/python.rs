@@ -7,18 +7,12 @@ use super::toolchain;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
-const WIT: &str = include_str!("../../../wit/extension.wit");
 const SDK: &str = include_str!("../../python/tether_sdk/__init__.py");
 const TOOL: &str = "componentize-py";
 
 /// Whether `dir` holds a Python extension.
 pub fn is_project(dir: &Path) -> bool {
     dir.join("app.py").is_file()
-}
-
-/// Where `build` puts the component.
-pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
-    toolchain::component(dir, target_dir)
 }
 
 /// The scaffold: `app.py` with one example of each capability.
@@ -44,13 +38,11 @@ pub fn build(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
     let tool = tool()?;
     let target = toolchain::target(dir, target_dir);
     // The contract and the SDK, as this tool carries them.
-    let wit = target.join("tether-wit");
+    let wit = toolchain::contract(&target)?;
     let sdk = target.join("tether-python-sdk");
-    std::fs::create_dir_all(&wit)?;
     std::fs::create_dir_all(sdk.join("tether_sdk"))?;
-    std::fs::write(wit.join("extension.wit"), WIT)?;
     std::fs::write(sdk.join("tether_sdk").join("__init__.py"), SDK)?;
-    let wasm = built_component(dir, target_dir)?;
+    let wasm = toolchain::component(dir, target_dir)?;
     let status = std::process::Command::new(&tool)
         .current_dir(dir)
         .arg("-d")

@@ -96,10 +96,8 @@ fn manifest(name: &str, publisher: &str, lang: Lang) -> String {
 
 /// Where `build` puts the component.
 pub fn built_component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
-    match lang_of(dir)? {
-        Lang::Python => return super::python::built_component(dir, target_dir),
-        Lang::Javascript => return super::javascript::built_component(dir, target_dir),
-        Lang::Rust => {}
+    if lang_of(dir)? != Lang::Rust {
+        return super::toolchain::component(dir, target_dir);
     }
     let target = target_dir
         .map(Path::to_path_buf)

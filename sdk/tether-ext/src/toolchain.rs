@@ -24,6 +24,18 @@ pub fn name(dir: &Path) -> Result<String> {
         .context("extension.toml names no extension")
 }
 
+/// The contract's WIT, as this tool carries it.
+const WIT: &str = include_str!("../../../wit/extension.wit");
+
+/// Writes the contract's WIT (`extension.wit`) into a directory of its
+/// own under the build directory; returns that directory.
+pub fn contract(target: &Path) -> Result<PathBuf> {
+    let dir = target.join("tether-wit");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("extension.wit"), WIT)?;
+    Ok(dir)
+}
+
 /// Where `build` puts the component.
 pub fn component(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
     Ok(target(dir, target_dir).join(format!("{}.wasm", name(dir)?)))

@@ -43,7 +43,11 @@ pub fn router(cloud: Arc<Cloud>) -> Router<Arc<Cloud>> {
         .route("/extensions", post(assign_extension))
         .route(
             "/gallery/{publisher}/{name}/{version}",
-            put(crate::gallery::upload),
+            // A package with an interpreter inside (Python, JavaScript)
+            // passes axum's 2 MB default; the gallery's own cap applies.
+            put(crate::gallery::upload).layer(axum::extract::DefaultBodyLimit::max(
+                crate::gallery::MAX_PACKAGE_BYTES + 1,
+            )),
         )
         .route(
             "/faults",
