@@ -18,7 +18,7 @@ pub fn is_project(dir: &Path) -> bool {
 /// The scaffold: `app.py` with one example of each capability.
 pub fn new(root: &Path, name: &str) -> Result<()> {
     std::fs::write(root.join("app.py"), APP.replace("@NAME@", name))?;
-    std::fs::write(root.join(".gitignore"), "target/\n*.tpkg\n")?;
+    std::fs::write(root.join(".gitignore"), "target/\n__pycache__/\n*.tpkg\n")?;
     Ok(())
 }
 
