@@ -6,34 +6,14 @@
 //! through the manager on an installed signed package, within 1.5x of bare
 //! wasmtime's instantiate-and-call.
 
+mod common;
+
+use common::{fmt, measure, measure_batched, quick};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tether::runtime::{AllocatorChoice, Call, ExtensionSpec, Runtime, RuntimeOptions};
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker, Val};
-
-/// A state root with `hello` installed from a signed package, its
-/// publisher trusted: what the service's manager works on.
-fn installed_hello(
-    home: &std::path::Path,
-    component: &[u8],
-) -> anyhow::Result<tether::extensions::manager::Manager> {
-    use sha2::Digest;
-    let state = tether::state::StateRoot::at(home);
-    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
-    let line = tether_package::public_key_line(&key.verifying_key(), "Bench");
-    tether::extensions::trust::TrustStore::add(&state, "Bench", &line)?;
-    let manifest = format!(
-        "publisher = \"Bench\"\nname = \"Hello\"\nversion = \"1.0.0\"\ncontract = \"0.1.0\"\ncategory = \"other\"\n[component]\nfile = \"component.wasm\"\nsha256 = \"{}\"\nsize = {}\n",
-        hex::encode(sha2::Sha256::digest(component)),
-        component.len()
-    );
-    let signature = tether_package::sign(manifest.as_bytes(), &key);
-    let package = tether_package::build(manifest.as_bytes(), component, Some(&signature))?;
-    let manager = tether::extensions::manager::Manager::new(state)?;
-    manager.install(&package, &Default::default())?;
-    Ok(manager)
-}
 
 /// Bare wasmtime's view of `component`: compiled on `engine`, every
 /// import a trap but, with `log`, the one `invoke ping` calls as a no-op.
@@ -62,60 +42,8 @@ fn bare_pre(
     Ok((compiled, pre))
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-/// Times `f` `n` times after `warmup` untimed runs; returns the median.
-fn measure(n: usize, warmup: usize, mut f: impl FnMut()) -> Duration {
-    for _ in 0..warmup {
-        f();
-    }
-    let samples = (0..n)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .collect();
-    median(samples)
-}
-
-/// Times `batch` runs of `f` per sample, for operations too quick to time
-/// one at a time; returns the median per run.
-fn measure_batched(samples: usize, batch: usize, mut f: impl FnMut()) -> Duration {
-    for _ in 0..batch {
-        f();
-    }
-    let per_run = (0..samples)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..batch {
-                f();
-            }
-            start.elapsed() / batch as u32
-        })
-        .collect();
-    median(per_run)
-}
-
-fn fmt(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns >= 1_000_000 {
-        format!("{:.2} ms", ns as f64 / 1e6)
-    } else if ns >= 1_000 {
-        format!("{:.2} µs", ns as f64 / 1e3)
-    } else {
-        format!("{ns} ns")
-    }
-}
-
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
-    // and expects a quick run.
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let scale = if quick { 10 } else { 1 };
+    let scale = if quick() { 10 } else { 1 };
     let component = std::fs::read(tether_test_artifacts::HELLO)?;
     let home = tempfile::tempdir()?;
 
@@ -129,6 +57,7 @@ fn main() -> anyhow::Result<()> {
             cache_dir: Some(home.path().join(label)),
             allocator,
             cpu_percent: Some(5),
+            ..Default::default()
         })?;
         if allocator == AllocatorChoice::Auto && !runtime.is_pooling() {
             println!("(pooling allocator unavailable here; its row repeats on-demand)");
@@ -226,7 +155,11 @@ fn main() -> anyhow::Result<()> {
     // call). Bare wasmtime: instantiate from an InstancePre, call the same
     // export, with the one import it uses (`log`) a no-op.
     {
-        let manager = installed_hello(&home.path().join("service"), &component)?;
+        let manager = common::installed(
+            &home.path().join("service"),
+            common::HELLO_MANIFEST,
+            &component,
+        )?;
         let runtime = Runtime::new(RuntimeOptions::default())?;
         let engine = runtime.engine().clone();
         let (compiled, pre) = bare_pre(&engine, &component, true)?;

@@ -22,6 +22,7 @@ mod error;
 mod host_api;
 mod limits;
 mod log_capture;
+mod tiers;
 mod wit;
 
 pub use activation::{Activation, Call, CallOutcome, ReportedStatus};
@@ -36,6 +37,7 @@ pub use log_capture::{
     LogRecord, LogSource, MAX_CALL_BYTES as MAX_LOG_BYTES_PER_CALL,
     MAX_RECORDS as MAX_LOG_LINES_PER_CALL, level_str as log_level_name, status_name,
 };
+pub use tiers::{BASELINE_FROM_BYTES, CodeTier, Tiering};
 pub use wit::{ConnectionStatus, Level, PROVIDED as CONTRACTS_PROVIDED, StatusState};
 
 use anyhow::{Context, Result};
@@ -55,6 +57,8 @@ pub struct RuntimeOptions {
     /// The share of one CPU all extensions together may use (percent);
     /// `None`: no cap (development runs, benchmarks).
     pub cpu_percent: Option<u8>,
+    /// Whether large components start on the baseline tier.
+    pub tiering: Tiering,
 }
 
 /// The instance allocator.
@@ -102,11 +106,13 @@ impl ExtensionSpec {
     }
 }
 
-/// The process's one engine, linker and component cache.
+/// The process's engines (one per tier), linkers and component caches.
 pub struct Runtime {
-    engine: engine::TetherEngine,
-    linker: wasmtime::component::Linker<host_api::HostState>,
-    cache: cache::ArtifactCache,
+    optimized: Arc<tiers::Tier>,
+    /// Winch, for large components until their optimized code is ready.
+    baseline: Option<Arc<tiers::Tier>>,
+    /// Compiles their optimized code, when there is a cache to keep it in.
+    optimizer: Option<tiers::Optimizer>,
     http: Arc<outbound::HttpClient>,
     cpu: Option<Arc<CpuGovernor>>,
     /// One key-value store per data directory, shared by every load of it
@@ -115,15 +121,45 @@ pub struct Runtime {
     kv_stores: Mutex<HashMap<PathBuf, Weak<Mutex<KvStore>>>>,
 }
 
+fn tier(options: &RuntimeOptions, kind: CodeTier) -> Result<tiers::Tier> {
+    // The baseline tier's code runs only until the optimized code is
+    // ready: allocated on demand, it reserves no second pool.
+    let allocator = match kind {
+        CodeTier::Optimized => options.allocator,
+        CodeTier::Baseline => AllocatorChoice::OnDemand,
+    };
+    let engine = engine::TetherEngine::new(allocator, kind)?;
+    let linker = host_api::linker(engine.engine())?;
+    let cache = cache::ArtifactCache::new(options.cache_dir.clone(), engine.engine());
+    Ok(tiers::Tier {
+        engine,
+        linker,
+        cache,
+        kind,
+    })
+}
+
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Self> {
-        let engine = engine::TetherEngine::new(options.allocator)?;
-        let linker = host_api::linker(engine.engine())?;
-        let cache = cache::ArtifactCache::new(options.cache_dir, engine.engine());
+        let optimized = Arc::new(tier(&options, CodeTier::Optimized)?);
+        let baseline = match options.tiering {
+            Tiering::OptimizedOnly => None,
+            Tiering::Auto => Some(Arc::new(tier(&options, CodeTier::Baseline)?)),
+        };
+        // Without a cache the optimized code would serve this process only,
+        // and a process without one (a development run) makes one call:
+        // large components stay on the baseline tier there.
+        let optimizer = match (&baseline, &options.cache_dir) {
+            (Some(baseline), Some(_)) => Some(tiers::Optimizer::start(
+                optimized.clone(),
+                baseline.clone(),
+            )?),
+            _ => None,
+        };
         Ok(Self {
-            engine,
-            linker,
-            cache,
+            optimized,
+            baseline,
+            optimizer,
             http: Arc::new(outbound::HttpClient::default()),
             cpu: options.cpu_percent.map(|p| Arc::new(CpuGovernor::new(p))),
             kv_stores: Mutex::new(HashMap::new()),
@@ -144,14 +180,14 @@ impl Runtime {
         store
     }
 
-    /// The process's engine, for embedders that measure or extend it.
+    /// The optimized tier's engine, for embedders that measure or extend it.
     pub fn engine(&self) -> &wasmtime::Engine {
-        self.engine.engine()
+        self.optimized.engine.engine()
     }
 
-    /// Whether instances come from the pooling allocator.
+    /// Whether instances of optimized code come from the pooling allocator.
     pub fn is_pooling(&self) -> bool {
-        self.engine.is_pooling()
+        self.optimized.engine.is_pooling()
     }
 
     /// The CPU share all extensions together may use, if capped.
@@ -167,60 +203,109 @@ impl Runtime {
         }
     }
 
-    /// How loads were served so far.
+    fn tiers(&self) -> impl Iterator<Item = &tiers::Tier> {
+        std::iter::once(&*self.optimized).chain(self.baseline.as_deref())
+    }
+
+    /// How loads were served so far, both tiers together.
     pub fn cache_stats(&self) -> CacheStats {
-        self.cache.stats()
+        let mut total = CacheStats::default();
+        for tier in self.tiers() {
+            let stats = tier.cache.stats();
+            total.compiled += stats.compiled;
+            total.loaded_from_disk += stats.loaded_from_disk;
+            total.from_memory += stats.from_memory;
+            total.kept_in_memory += stats.kept_in_memory;
+        }
+        total.awaiting_optimized_code = self.optimizer.as_ref().map_or(0, |o| o.pending());
+        total
     }
 
     /// Drops the compiled components kept in memory: the next load reads
     /// the disk cache.
     pub fn forget_compiled(&self) {
-        self.cache.forget();
+        for tier in self.tiers() {
+            tier.cache.forget();
+        }
     }
 
-    /// The engine's fingerprint: what compiled artifacts are keyed by.
+    /// The optimized engine's fingerprint: what its artifacts are keyed by.
     pub fn fingerprint(&self) -> &str {
-        self.cache.fingerprint()
+        self.optimized.cache.fingerprint()
+    }
+
+    /// Waits up to `max` until every large component loaded so far has its
+    /// optimized code; whether that happened.
+    pub fn settle(&self, max: std::time::Duration) -> bool {
+        self.optimizer.as_ref().is_none_or(|o| o.settle(max))
+    }
+
+    /// Compiles a component ahead of its load (which then finds it in
+    /// memory), so that a caller holding a lock others wait on need not
+    /// compile while holding it.
+    pub fn precompile(&self, component: &[u8]) -> Result<()> {
+        self.code("a component to install", component).map(|_| ())
     }
 
     /// Compiles (or loads from the cache) and links a component.
     pub fn load(&self, component: &[u8], spec: ExtensionSpec) -> Result<LoadedExtension> {
-        let (component, cache) = self
-            .cache
-            .load_or_compile(self.engine.engine(), component)
-            .with_context(|| format!("could not compile extension `{}`", spec.id))?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!(wit::explain_link_error(&spec.id, &e)))?;
-        let pre = wit::BindingsPre::new(pre).map_err(|e| {
-            anyhow::anyhow!(
-                "extension `{}` does not export the tether:extension/lifecycle interface of a version this host provides ({}): {e}",
-                spec.id,
-                wit::PROVIDED.join(", ")
-            )
-        })?;
+        let (code, cache) = self.code(&spec.id, component)?;
         Ok(LoadedExtension {
-            pre,
-            engine: self.engine.engine().clone(),
+            code,
             kv: self.kv_store(&spec.data_dir),
             spec: Arc::new(spec),
             cache,
-            ticker: self.engine.ticker(),
             http: self.http.clone(),
             cpu: self.cpu.clone(),
         })
+    }
+
+    /// The code to run `component` with now: optimized if it is compiled
+    /// (or small enough to compile now), else baseline, its optimized
+    /// code queued.
+    fn code(&self, id: &str, component: &[u8]) -> Result<(Arc<tiers::CodeSlot>, CacheOutcome)> {
+        let digest = blake3::hash(component);
+        let optimized = &self.optimized;
+        let engine = optimized.engine.engine();
+        let context = || format!("could not compile extension `{id}`");
+        let baseline = self
+            .baseline
+            .as_ref()
+            .filter(|_| component.len() >= BASELINE_FROM_BYTES);
+        let Some(baseline) = baseline else {
+            let (compiled, outcome) = optimized
+                .cache
+                .load_or_compile(engine, component, &digest)
+                .with_context(context)?;
+            return Ok((
+                tiers::CodeSlot::new(optimized.code(&compiled, id)?),
+                outcome,
+            ));
+        };
+        if let Some((compiled, outcome)) = optimized.cache.find(engine, &digest) {
+            return Ok((
+                tiers::CodeSlot::new(optimized.code(&compiled, id)?),
+                outcome,
+            ));
+        }
+        let (compiled, outcome) = baseline
+            .cache
+            .load_or_compile(baseline.engine.engine(), component, &digest)
+            .with_context(context)?;
+        let slot = tiers::CodeSlot::new(baseline.code(&compiled, id)?);
+        if let Some(optimizer) = &self.optimizer {
+            optimizer.queue(id, component, digest, &slot);
+        }
+        Ok((slot, outcome))
     }
 }
 
 /// A compiled, linked extension, ready to be activated any number of times.
 pub struct LoadedExtension {
-    pre: wit::BindingsPre,
-    engine: wasmtime::Engine,
+    code: Arc<tiers::CodeSlot>,
     kv: Arc<Mutex<KvStore>>,
     spec: Arc<ExtensionSpec>,
     cache: CacheOutcome,
-    ticker: engine::EpochTicker,
     http: Arc<outbound::HttpClient>,
     cpu: Option<Arc<CpuGovernor>>,
 }
@@ -240,6 +325,11 @@ impl LoadedExtension {
     /// Whether the compiled component came from the cache.
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache
+    }
+
+    /// Which compiler's code its next activation runs.
+    pub fn tier(&self) -> CodeTier {
+        self.code.current().tier
     }
 
     /// A fresh activation: a new store with the extension's limits.

@@ -22,4 +22,5 @@ mod samples;
 mod schedules;
 mod service;
 mod state;
+mod tiers;
 mod version;

@@ -881,20 +881,13 @@ fn the_service_reconciles_and_keeps_protected_settings_in_memory_only() -> TestR
     agent["lastHeartbeat"] = serde_json::json!(fresh - 16 * 60);
     std::fs::write(&status_file, serde_json::to_vec(&agent)?)?;
     assert_eq!(collect(h)?["status"], "Disconnected");
-    let mut files = vec![h.to_path_buf()];
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path)? {
-                files.push(entry?.path());
-            }
-        } else {
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            assert!(
-                !String::from_utf8_lossy(&bytes).contains(secret),
-                "{} holds the secret",
-                path.display()
-            );
-        }
+    for path in crate::extensions::walk(h) {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{} holds the secret",
+            path.display()
+        );
     }
     Ok(())
 }

@@ -357,11 +357,17 @@ pub fn openssl(dir: &std::path::Path, args: &[&str]) -> anyhow::Result<()> {
 
 /// Polls `f` until it finds something (60 s at most), naming `what` it
 /// waited for if it never does.
-pub fn wait_for<T>(
+pub fn wait_for<T>(what: &str, f: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+    wait_for_within(what, Duration::from_secs(60), f)
+}
+
+/// [`wait_for`], at most `max`.
+pub fn wait_for_within<T>(
     what: &str,
+    max: Duration,
     mut f: impl FnMut() -> anyhow::Result<Option<T>>,
 ) -> anyhow::Result<T> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + max;
     loop {
         if let Some(found) = f()? {
             return Ok(found);

@@ -279,6 +279,27 @@ pub fn document(state: &StateRoot, id: &ExtensionId) -> Option<serde_json::Value
     serde_json::from_slice(&std::fs::read(document_path(state, id)).ok()?).ok()
 }
 
+/// Compiles a package's component ahead of its install, without the
+/// extensions lock, so that the install (which holds it) finds the code
+/// in memory and other extensions' calls do not wait for a compile. Only a
+/// package that verifies against the trusted publishers is compiled; any
+/// other is left to the install, which refuses it and says why.
+pub fn precompile(state: &StateRoot, runtime: &Runtime, bytes: &[u8]) {
+    let verified = || -> Result<Package> {
+        let package = tether_package::read(bytes, ReadLimits::default())?;
+        package
+            .verify_signature(&TrustStore::load(state)?.keys_for(&package.manifest.publisher))?;
+        package.check_component()?;
+        Ok(package)
+    };
+    let Ok(package) = verified() else {
+        return;
+    };
+    if let Err(e) = runtime.precompile(&package.component) {
+        tracing::debug!("{}: not compiled ahead: {e:#}", package.manifest.id());
+    }
+}
+
 /// One installed extension's record, read without starting a runtime or
 /// taking the lock (for `extension show`).
 pub fn installed_one(state: &StateRoot, id: &ExtensionId) -> Result<Option<Installed>> {

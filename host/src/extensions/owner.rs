@@ -51,6 +51,28 @@ impl ExtensionOp {
     }
 }
 
+/// The package an install sent.
+fn decode_package(package: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD
+        .decode(package)
+        .map_err(|e| {
+            coded(
+                Exit::BadInput,
+                format!("the package was not sent whole: {e}"),
+            )
+        })
+}
+
+impl ExtensionOp {
+    /// The package an install carries, if it is one and was sent whole.
+    pub fn package(&self) -> Option<Vec<u8>> {
+        match self {
+            ExtensionOp::Install { package, .. } => decode_package(package).ok(),
+            _ => None,
+        }
+    }
+}
+
 /// A refusal by admission becomes the `refused` exit code.
 fn refused(e: anyhow::Error) -> anyhow::Error {
     if e.downcast_ref::<super::admission::Refusal>().is_some() {
@@ -67,14 +89,7 @@ pub fn apply(manager: &mut Manager, settings: &Settings, op: ExtensionOp) -> Res
             package,
             allow_downgrade,
         } => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(package)
-                .map_err(|e| {
-                    coded(
-                        Exit::BadInput,
-                        format!("the package was not sent whole: {e}"),
-                    )
-                })?;
+            let bytes = decode_package(&package)?;
             let options = super::manager::InstallOptions {
                 allow_downgrade,
                 ..Default::default()

@@ -8,7 +8,9 @@
 //! never causes a downgrade. Reports go through the outbox until the cloud
 //! acknowledges them, and one extension's failure never stops the pass.
 
-use super::manager::{CloudAssignment, InstallOptions, Manager, ProtectedSettings, parse_id};
+use super::manager::{
+    CloudAssignment, InstallOptions, Installed, Manager, ProtectedSettings, parse_id,
+};
 use super::outbox;
 use crate::cloud::agent::{join, token_for};
 use crate::cloud::proxy::client;
@@ -17,8 +19,10 @@ use crate::lifecycle::ConnectedMachine;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
+use std::collections::HashMap;
 use std::io::Read;
 use tether_cloud_api::agent::{DesiredExtension, DesiredExtensions, ExtensionStatusReport};
+use tether_package::ExtensionId;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -159,12 +163,83 @@ pub fn cloud_protected_settings(
     Ok(protected_of(&Agent::of(state, settings)?.desired()?))
 }
 
+/// What a pass needs from the cloud, fetched without holding the
+/// extensions: the desired extensions, and the packages of those not
+/// applied yet, compiled ahead when a runtime is given.
+pub struct Fetched {
+    agent: Agent,
+    desired: DesiredExtensions,
+    /// By the assignment's name (lowercase, as ARM compares names).
+    packages: HashMap<String, Result<Vec<u8>>>,
+}
+
+/// The assigned extension and version, from the cloud's names.
+fn assigned(want: &DesiredExtension) -> Result<(ExtensionId, semver::Version)> {
+    let id = parse_id(&format!("{}/{}", want.publisher, want.extension_type))?;
+    let version = semver::Version::parse(&want.version)
+        .with_context(|| format!("the assigned version `{}` is not a version", want.version))?;
+    Ok((id, version))
+}
+
+fn installed_as<'a>(installed: &'a [Installed], id: &ExtensionId) -> Option<&'a Installed> {
+    installed
+        .iter()
+        .find(|i| parse_id(&i.id).is_ok_and(|i| &i == id))
+}
+
+/// Whether `current` already runs this assignment (or a later one).
+fn is_applied(current: Option<&Installed>, want: &DesiredExtension) -> bool {
+    current
+        .and_then(|c| c.cloud.as_ref())
+        .is_some_and(|c| c.sequence >= want.sequence)
+}
+
+/// Fetches what the next pass applies. Compiling a large component takes
+/// seconds; done here, with `runtime`, no other extension waits for it.
+pub fn fetch(
+    state: &crate::state::StateRoot,
+    settings: &Settings,
+    runtime: Option<&crate::runtime::Runtime>,
+) -> Result<Fetched> {
+    let agent = Agent::of(state, settings)?;
+    let desired = agent.desired()?;
+    let installed = super::manager::installed(state);
+    let mut packages = HashMap::new();
+    for want in &desired.extensions {
+        let Ok((id, _)) = assigned(want) else {
+            continue;
+        };
+        if is_applied(installed_as(&installed, &id), want) {
+            continue;
+        }
+        let package = agent.download(want);
+        if let (Ok(bytes), Some(runtime)) = (&package, runtime) {
+            super::manager::precompile(state, runtime, bytes);
+        }
+        packages.insert(want.name.to_ascii_lowercase(), package);
+    }
+    Ok(Fetched {
+        agent,
+        desired,
+        packages,
+    })
+}
+
 /// One reconciliation pass. The manager keeps each desired extension's
 /// protected settings for its later calls (in memory only).
 pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
+    let fetched = fetch(manager.state(), settings, None)?;
+    apply(manager, settings, fetched)
+}
+
+/// Applies what [`fetch`] brought, to the extensions as they are now.
+pub fn apply(manager: &mut Manager, settings: &Settings, fetched: Fetched) -> Result<Vec<Outcome>> {
+    let Fetched {
+        agent,
+        desired,
+        mut packages,
+    } = fetched;
     let state = manager.state().clone();
-    let agent = Agent::of(&state, settings)?;
-    let desired = agent.desired()?;
     let installed = manager.list()?;
     let mut outcomes = Vec::new();
     // Every report goes to the outbox first; one flush at the end of the
@@ -177,14 +252,7 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
 
     manager.set_protected_settings(protected_of(&desired));
     for want in &desired.extensions {
-        let assigned =
-            parse_id(&format!("{}/{}", want.publisher, want.extension_type)).and_then(|id| {
-                let version = semver::Version::parse(&want.version).with_context(|| {
-                    format!("the assigned version `{}` is not a version", want.version)
-                })?;
-                Ok((id, version))
-            });
-        let (id, version) = match assigned {
+        let (id, version) = match assigned(want) {
             Ok(assigned) => assigned,
             Err(e) => {
                 let message = format!("{e:#}");
@@ -206,13 +274,8 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
                 continue;
             }
         };
-        let current = installed
-            .iter()
-            .find(|i| parse_id(&i.id).is_ok_and(|i| i == id));
-        let applied = current
-            .and_then(|c| c.cloud.as_ref())
-            .is_some_and(|c| c.sequence >= want.sequence);
-        if applied {
+        let current = installed_as(&installed, &id);
+        if is_applied(current, want) {
             outcomes.push(Outcome {
                 name: want.name.clone(),
                 action: "unchanged".into(),
@@ -239,9 +302,11 @@ pub fn run(manager: &mut Manager, settings: &Settings) -> Result<Vec<Outcome>> {
             expect: Some((id.clone(), version)),
             allow_downgrade: false,
         };
-        let result = agent
-            .download(want)
-            .and_then(|bytes| manager.install_with(&bytes, settings, options));
+        // Fetched ahead, unless the extensions changed since.
+        let package = packages
+            .remove(&want.name.to_ascii_lowercase())
+            .unwrap_or_else(|| agent.download(want));
+        let result = package.and_then(|bytes| manager.install_with(&bytes, settings, options));
         let (state_name, message, action, version) = match result {
             Ok(record) => (
                 record.state.clone(),

@@ -7,6 +7,7 @@ use super::error::{GuestError, GuestErrorKind, classify};
 use super::host_api::HostState;
 use super::limits::{Limiter, MAX_OUTPUT_BYTES};
 use super::log_capture::{LogCapture, LogRecord};
+use super::tiers::Code;
 use super::wit::{Bindings, StatusState, lifecycle_call};
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,6 +72,9 @@ pub struct Activation<'a> {
 }
 
 struct Live {
+    /// The code the store's instance runs (the extension's may move on to
+    /// a newer tier meanwhile; this instance stays on its own).
+    code: Arc<Code>,
     store: Store<HostState>,
     bindings: Bindings,
     capture: Arc<LogCapture>,
@@ -126,7 +130,8 @@ impl<'a> Activation<'a> {
             cpu_mark: Instant::now(),
             units,
         };
-        let mut store = Store::new(&ext.engine, state);
+        let code = ext.code.current();
+        let mut store = Store::new(&code.engine, state);
         store.limiter(|state| &mut state.limiter);
         // At every epoch tick: past the call's deadline, stop the guest;
         // past the CPU budget, make it wait; else carry on to the next tick.
@@ -147,9 +152,12 @@ impl<'a> Activation<'a> {
             Ok(UpdateDeadline::Continue(1))
         });
         store.set_epoch_deadline(1);
-        let _running = ext.ticker.enter();
-        match ext.pre.instantiate(&mut store) {
+        let running = code.ticker.enter();
+        let instance = code.pre.instantiate(&mut store);
+        drop(running);
+        match instance {
             Ok(bindings) => Ok(Live {
+                code,
                 store,
                 bindings,
                 capture,
@@ -199,7 +207,7 @@ impl<'a> Activation<'a> {
         data.units.begin_call(now + timeout);
 
         let result = {
-            let _running = self.extension.ticker.enter();
+            let _running = live.code.ticker.enter();
             let store = &mut live.store;
             match &call {
                 Call::Install => lifecycle_call!(&live.bindings, store, |l, s| l.call_install(s))

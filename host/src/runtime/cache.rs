@@ -50,6 +50,9 @@ pub struct CacheStats {
     pub loaded_from_disk: u64,
     pub from_memory: u64,
     pub kept_in_memory: usize,
+    /// Large components running baseline code until their optimized code
+    /// is compiled (in the background).
+    pub awaiting_optimized_code: usize,
 }
 
 /// Distinct components kept in memory at most: a host runs a handful of
@@ -84,6 +87,7 @@ impl ArtifactCache {
             loaded_from_disk: self.loaded.load(Ordering::Relaxed),
             from_memory: self.from_memory.load(Ordering::Relaxed),
             kept_in_memory: self.memory().len(),
+            awaiting_optimized_code: 0,
         }
     }
 
@@ -96,74 +100,122 @@ impl ArtifactCache {
         self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn load_or_compile(
+    /// What is kept in memory or on disk for `digest`, compiling nothing.
+    pub(crate) fn find(
         &self,
         engine: &Engine,
-        component: &[u8],
-    ) -> Result<(Component, CacheOutcome)> {
-        if self.dir.is_none() {
-            // No cache configured: compile every time (development runs,
-            // the benchmark's baseline).
-            self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Ok((compile(engine, component)?, CacheOutcome::Compiled));
+        digest: &blake3::Hash,
+    ) -> Option<(Component, CacheOutcome)> {
+        match self.lookup(engine, digest) {
+            Found::Kept(component) => Some((component, CacheOutcome::Memory)),
+            Found::Loaded(component) => Some((component, CacheOutcome::Loaded)),
+            Found::Absent | Found::Refused => None,
         }
-        let digest = blake3::hash(component);
-        if let Some(kept) = self.memory().get(&digest) {
-            self.from_memory.fetch_add(1, Ordering::Relaxed);
-            return Ok((kept.clone(), CacheOutcome::Memory));
-        }
-        let (loaded, outcome) = self.load_from_disk(engine, component, &digest)?;
-        let counter = match outcome {
-            CacheOutcome::Loaded => &self.loaded,
-            _ => &self.compiled,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let mut memory = self.memory();
-        if memory.len() >= MEMORY_ENTRIES {
-            memory.clear();
-        }
-        memory.insert(digest, loaded.clone());
-        Ok((loaded, outcome))
     }
 
-    pub(crate) fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    fn load_from_disk(
+    /// Loads the component from memory or disk, else compiles it (and keeps
+    /// and stores what it compiled).
+    pub(crate) fn load_or_compile(
         &self,
         engine: &Engine,
         component: &[u8],
         digest: &blake3::Hash,
     ) -> Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
+            // No cache configured: compile every time (development runs,
+            // the benchmark's baseline).
+            self.compiled.fetch_add(1, Ordering::Relaxed);
             return Ok((compile(engine, component)?, CacheOutcome::Compiled));
         };
-        let artifact = dir.join(format!("{}-{}.cwasm", digest.to_hex(), self.fingerprint));
-        let seal = artifact.with_extension("cwasm.seal");
-
-        let mut outcome = CacheOutcome::CompiledAndStored;
-        if artifact.exists() {
-            match load_trusted(engine, &artifact, &seal) {
-                Ok(component) => return Ok((component, CacheOutcome::Loaded)),
-                Err(reason) => {
-                    tracing::warn!(
-                        artifact = %artifact.display(),
-                        "ignoring cached component and recompiling: {reason:#}"
-                    );
-                    outcome = CacheOutcome::Replaced;
-                }
-            }
-        }
-
-        let component = compile(engine, component)?;
-        if let Err(e) = store(&component, &artifact, &seal) {
+        let mut outcome = match self.lookup(engine, digest) {
+            Found::Kept(component) => return Ok((component, CacheOutcome::Memory)),
+            Found::Loaded(component) => return Ok((component, CacheOutcome::Loaded)),
+            Found::Absent => CacheOutcome::CompiledAndStored,
+            Found::Refused => CacheOutcome::Replaced,
+        };
+        let compiled = compile(engine, component)?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        let (artifact, seal) = self.paths(dir, digest);
+        if let Err(e) = store(&compiled, &artifact, &seal) {
             // A cache that cannot be written costs time, not correctness.
             tracing::warn!("could not cache the compiled component: {e:#}");
-            return Ok((component, CacheOutcome::Compiled));
+            outcome = CacheOutcome::Compiled;
         }
-        Ok((component, outcome))
+        self.keep(digest, &compiled);
+        Ok((compiled, outcome))
     }
+
+    /// Forgets `digest`'s artifact, in memory and on disk: its code has
+    /// been superseded (a baseline artifact once the optimized one is in).
+    pub(crate) fn discard(&self, digest: &blake3::Hash) {
+        self.memory().remove(digest);
+        let Some(dir) = &self.dir else { return };
+        let (artifact, seal) = self.paths(dir, digest);
+        for path in [seal, artifact] {
+            if let Err(e) = fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("could not remove {}: {e}", path.display());
+            }
+        }
+    }
+
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    fn paths(&self, dir: &Path, digest: &blake3::Hash) -> (PathBuf, PathBuf) {
+        let artifact = dir.join(format!("{}-{}.cwasm", digest.to_hex(), self.fingerprint));
+        let seal = artifact.with_extension("cwasm.seal");
+        (artifact, seal)
+    }
+
+    fn keep(&self, digest: &blake3::Hash, component: &Component) {
+        let mut memory = self.memory();
+        if memory.len() >= MEMORY_ENTRIES {
+            memory.clear();
+        }
+        memory.insert(*digest, component.clone());
+    }
+
+    fn lookup(&self, engine: &Engine, digest: &blake3::Hash) -> Found {
+        let Some(dir) = &self.dir else {
+            return Found::Absent;
+        };
+        if let Some(kept) = self.memory().get(digest) {
+            self.from_memory.fetch_add(1, Ordering::Relaxed);
+            return Found::Kept(kept.clone());
+        }
+        let (artifact, seal) = self.paths(dir, digest);
+        if !artifact.exists() {
+            return Found::Absent;
+        }
+        match load_trusted(engine, &artifact, &seal) {
+            Ok(component) => {
+                self.loaded.fetch_add(1, Ordering::Relaxed);
+                self.keep(digest, &component);
+                Found::Loaded(component)
+            }
+            Err(reason) => {
+                tracing::warn!(
+                    artifact = %artifact.display(),
+                    "ignoring cached component and recompiling: {reason:#}"
+                );
+                Found::Refused
+            }
+        }
+    }
+}
+
+/// What the cache holds for a digest.
+enum Found {
+    /// In memory since this runtime last compiled or loaded it.
+    Kept(Component),
+    /// Loaded from an artifact this host wrote.
+    Loaded(Component),
+    Absent,
+    /// An artifact is there but cannot be trusted or used.
+    Refused,
 }
 
 fn compile(engine: &Engine, component: &[u8]) -> Result<Component> {

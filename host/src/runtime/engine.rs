@@ -2,6 +2,7 @@
 
 use super::AllocatorChoice;
 use super::limits::MAX_MEMORY_BYTES;
+use super::tiers::CodeTier;
 use anyhow::Result;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -29,10 +30,10 @@ pub(crate) struct TetherEngine {
 }
 
 impl TetherEngine {
-    pub(crate) fn new(choice: AllocatorChoice) -> Result<Self> {
+    pub(crate) fn new(choice: AllocatorChoice, tier: CodeTier) -> Result<Self> {
         let (engine, pooling) = match choice {
-            AllocatorChoice::OnDemand => (Engine::new(&base_config())?, false),
-            AllocatorChoice::Auto => match Engine::new(&pooling_config()) {
+            AllocatorChoice::OnDemand => (Engine::new(&base_config(tier))?, false),
+            AllocatorChoice::Auto => match Engine::new(&pooling_config(tier)) {
                 Ok(engine) => (engine, true),
                 Err(e) => {
                     // Typically a limited address space (ulimit -v, some
@@ -40,7 +41,7 @@ impl TetherEngine {
                     tracing::info!(
                         "pooling allocator unavailable ({e:#}); using on-demand allocation"
                     );
-                    (Engine::new(&base_config())?, false)
+                    (Engine::new(&base_config(tier))?, false)
                 }
             },
         };
@@ -65,12 +66,16 @@ impl TetherEngine {
     }
 }
 
-fn base_config() -> Config {
+fn base_config(tier: CodeTier) -> Config {
     let mut config = Config::new();
+    match tier {
+        CodeTier::Optimized => config
+            .strategy(Strategy::Cranelift)
+            .cranelift_opt_level(OptLevel::Speed),
+        CodeTier::Baseline => config.strategy(Strategy::Winch),
+    };
     config
         .wasm_component_model(true)
-        .strategy(Strategy::Cranelift)
-        .cranelift_opt_level(OptLevel::Speed)
         .epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK)
         // Not needed by the contract, and each widens what a guest can do.
@@ -79,7 +84,7 @@ fn base_config() -> Config {
     config
 }
 
-fn pooling_config() -> Config {
+fn pooling_config(tier: CodeTier) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(POOL_INSTANCES)
         .total_core_instances(POOL_INSTANCES * 8)
@@ -87,7 +92,7 @@ fn pooling_config() -> Config {
         .total_tables(POOL_INSTANCES * 4)
         .total_stacks(POOL_INSTANCES)
         .max_memory_size(MAX_MEMORY_BYTES);
-    let mut config = base_config();
+    let mut config = base_config(tier);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }

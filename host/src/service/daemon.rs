@@ -514,7 +514,10 @@ impl Service {
         if !settings.extensions.enabled || Registration::load(&self.state)?.is_none() {
             return Ok(());
         }
-        let outcomes = reconcile::run(&mut lock(&self.extensions), &settings)?;
+        // Downloads and compiles happen before the extensions are taken,
+        // so scheduled runs and invokes meanwhile do not wait for them.
+        let fetched = reconcile::fetch(&self.state, &settings, Some(&self.wasm))?;
+        let outcomes = reconcile::apply(&mut lock(&self.extensions), &settings, fetched)?;
         for outcome in outcomes.iter().filter(|o| o.action != "unchanged") {
             tracing::info!(
                 "extension {}: {} {}",
@@ -535,6 +538,16 @@ impl Service {
         Ok(serde_json::to_value(&*live)?)
     }
 
+    /// After the machine's registration ended or changed: its tokens and
+    /// what the service showed of it are no longer the machine's.
+    fn forget_registration(&self) {
+        self.tokens.clear();
+        let mut live = lock(&self.live);
+        live.connected = false;
+        live.resource_id = None;
+        live.cloud_status = None;
+    }
+
     /// Runs one control request.
     fn handle(self: &Arc<Self>, request: Request, progress: &dyn Fn(&str)) -> Result<Value> {
         match request {
@@ -553,6 +566,11 @@ impl Service {
             }
             Request::Extension(op) => {
                 let settings = self.settings();
+                // Compiled before the extensions are taken: a large
+                // component's compile holds up nobody's calls.
+                if let Some(package) = op.package() {
+                    crate::extensions::manager::precompile(&self.state, &self.wasm, &package);
+                }
                 crate::extensions::owner::apply(&mut lock(&self.extensions), &settings, op)
             }
             Request::Disconnect {
@@ -571,11 +589,7 @@ impl Service {
                 let plan = disconnect(&mut extensions, &self.settings(), request, &mut say)?;
                 extensions.set_protected_settings(Default::default());
                 drop(extensions);
-                self.tokens.clear();
-                let mut live = lock(&self.live);
-                live.connected = false;
-                live.resource_id = None;
-                live.cloud_status = None;
+                self.forget_registration();
                 Ok(serde_json::to_value(plan)?)
             }
             Request::Rename {
@@ -594,13 +608,7 @@ impl Service {
                 let renamed = rename(&mut extensions, &self.settings(), request, &mut say);
                 drop(extensions);
                 // Whatever step it reached, the machine's identity changed.
-                self.tokens.clear();
-                {
-                    let mut live = lock(&self.live);
-                    live.connected = false;
-                    live.resource_id = None;
-                    live.cloud_status = None;
-                }
+                self.forget_registration();
                 let renamed = renamed?;
                 self.wake(Wake::Heartbeat);
                 Ok(serde_json::to_value(renamed)?)
@@ -616,8 +624,7 @@ impl Service {
                     if let Err(e) = reset::run(&mut extensions, &service.settings(), &id) {
                         tracing::error!("reset failed: {e:#}");
                     }
-                    service.tokens.clear();
-                    lock(&service.live).connected = false;
+                    service.forget_registration();
                 });
                 Ok(serde_json::to_value(started)?)
             }

@@ -248,6 +248,8 @@ class Extension(exports.Lifecycle):
     `on_enable`, `on_disable`, `on_update(from_version)`, `on_uninstall`,
     and mark commands with `@command`."""
 
+    _tether_commands: dict = {}
+
     def on_install(self):
         pass
 
@@ -278,13 +280,23 @@ class Extension(exports.Lifecycle):
     def uninstall(self):
         _guard(self.on_uninstall)
 
+    def __init_subclass__(cls, **kwargs):
+        # The command table is made when the class is defined: at build
+        # time, in the snapshot componentize-py takes, so a call only looks
+        # its command up.
+        super().__init_subclass__(**kwargs)
+        cls._tether_commands = {
+            name: method
+            for method in (getattr(cls, a, None) for a in dir(cls))
+            if (name := getattr(method, "_tether_command", None)) is not None
+        }
+
     def invoke(self, command, args):
         def run():
-            for attribute in dir(type(self)):
-                method = getattr(type(self), attribute, None)
-                if getattr(method, "_tether_command", None) == command:
-                    out = method(self, list(args))
-                    return out if isinstance(out, str) else json.dumps(out)
-            raise Error("unknown-command", f"no command `{command}`")
+            method = type(self)._tether_commands.get(command)
+            if method is None:
+                raise Error("unknown-command", f"no command `{command}`")
+            out = method(self, list(args))
+            return out if isinstance(out, str) else json.dumps(out)
 
         return _guard(run)

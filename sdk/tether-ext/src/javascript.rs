@@ -5,7 +5,7 @@
 //! the tool was made for; componentize-js bundles the two.
 
 use super::toolchain;
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 const SDK: &str = include_str!("../../javascript/tether-sdk.js");
@@ -24,7 +24,7 @@ pub fn new(root: &Path, name: &str) -> Result<()> {
     std::fs::write(
         root.join("package.json"),
         format!(
-            "{{\n  \"name\": \"{name}\",\n  \"version\": \"0.1.0\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"^0.19.0\"\n  }}\n}}\n"
+            "{{\n  \"name\": \"{name}\",\n  \"version\": \"0.1.0\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"^0.23.0\"\n  }}\n}}\n"
         ),
     )?;
     std::fs::write(
@@ -52,18 +52,16 @@ pub fn build(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
     let wit = toolchain::contract(&target)?;
     std::fs::write(dir.join(SDK_FILE), SDK)?;
     let wasm = toolchain::component(dir, target_dir)?;
-    let status = std::process::Command::new(&tool)
-        .current_dir(dir)
-        .arg("app.js")
-        .arg("--wit")
-        .arg(wit.join("extension.wit"))
-        .args(["--world-name", "extension", "-o"])
-        .arg(&wasm)
-        .status()
-        .with_context(|| format!("could not run {}", tool.display()))?;
-    if !status.success() {
-        bail!("{TOOL} failed (its errors are above)");
-    }
+    toolchain::run(
+        &tool,
+        std::process::Command::new(&tool)
+            .current_dir(dir)
+            .arg("app.js")
+            .arg("--wit")
+            .arg(wit.join("extension.wit"))
+            .args(["--world-name", "extension", "-o"])
+            .arg(&wasm),
+    )?;
     Ok(wasm)
 }
 

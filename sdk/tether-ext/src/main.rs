@@ -8,10 +8,7 @@
 //! tether-ext sign my-ext-0.1.0.tpkg --key Contoso.key
 //! ```
 
-mod javascript;
-mod python;
-mod scaffold;
-mod toolchain;
+use tether_ext::scaffold;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};

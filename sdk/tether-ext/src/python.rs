@@ -4,7 +4,7 @@
 //! that a project builds with the contract the tool was made for.
 
 use super::toolchain;
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 const SDK: &str = include_str!("../../python/tether_sdk/__init__.py");
@@ -43,21 +43,19 @@ pub fn build(dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf> {
     std::fs::create_dir_all(sdk.join("tether_sdk"))?;
     std::fs::write(sdk.join("tether_sdk").join("__init__.py"), SDK)?;
     let wasm = toolchain::component(dir, target_dir)?;
-    let status = std::process::Command::new(&tool)
-        .current_dir(dir)
-        .arg("-d")
-        .arg(&wit)
-        .args(["-w", "extension", "componentize", "-p", "."])
-        .arg("-p")
-        .arg(&sdk)
-        .arg("app")
-        .arg("-o")
-        .arg(&wasm)
-        .status()
-        .with_context(|| format!("could not run {}", tool.display()))?;
-    if !status.success() {
-        bail!("{TOOL} failed (its errors are above)");
-    }
+    toolchain::run(
+        &tool,
+        std::process::Command::new(&tool)
+            .current_dir(dir)
+            .arg("-d")
+            .arg(&wit)
+            .args(["-w", "extension", "componentize", "-p", "."])
+            .arg("-p")
+            .arg(&sdk)
+            .arg("app")
+            .arg("-o")
+            .arg(&wasm),
+    )?;
     Ok(wasm)
 }
 

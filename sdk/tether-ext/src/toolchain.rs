@@ -2,7 +2,7 @@
 //! extension's name, and finding a toolchain the author installed (the
 //! tool never downloads one).
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
 /// The build directory: `--target-dir`, else DIR/target.
@@ -55,4 +55,20 @@ pub fn find(program: &str, first: &[PathBuf], install: &str) -> Result<PathBuf> 
         .with_context(|| {
             format!("{program} is not installed: {install}. tether-ext never downloads a toolchain itself")
         })
+}
+
+/// Runs a language's toolchain, its output going to the author; fails
+/// when it does.
+pub fn run(tool: &Path, command: &mut std::process::Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("could not run {}", tool.display()))?;
+    if !status.success() {
+        let name = tool
+            .file_name()
+            .unwrap_or(tool.as_os_str())
+            .to_string_lossy();
+        bail!("{name} failed (its errors are above)");
+    }
+    Ok(())
 }
