@@ -26,7 +26,7 @@ mod tiers;
 mod wit;
 
 pub use activation::{Activation, Call, CallOutcome, ReportedStatus};
-pub use cache::{CacheOutcome, CacheStats};
+pub use cache::{CacheOutcome, CacheStats, ComponentDigest};
 pub use capabilities::files::grants::{FileGrant, FilePolicy};
 pub use capabilities::machine::{MachineInfo, MachineView};
 pub use capabilities::outbound::client::{HostPattern, OutboundGrant};
@@ -43,6 +43,7 @@ pub use wit::{ConnectionStatus, Level, PROVIDED as CONTRACTS_PROVIDED, StatusSta
 use anyhow::{Context, Result};
 use capabilities::kv::KvStore;
 use capabilities::outbound::client as outbound;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -144,13 +145,12 @@ impl Runtime {
         let optimized = Arc::new(tier(&options, CodeTier::Optimized)?);
         let baseline = match options.tiering {
             Tiering::OptimizedOnly => None,
-            Tiering::Auto => Some(Arc::new(tier(&options, CodeTier::Baseline)?)),
+            Tiering::Background | Tiering::BaselineOnly => {
+                Some(Arc::new(tier(&options, CodeTier::Baseline)?))
+            }
         };
-        // Without a cache the optimized code would serve this process only,
-        // and a process without one (a development run) makes one call:
-        // large components stay on the baseline tier there.
-        let optimizer = match (&baseline, &options.cache_dir) {
-            (Some(baseline), Some(_)) => Some(tiers::Optimizer::start(
+        let optimizer = match (&baseline, options.tiering, &options.cache_dir) {
+            (Some(baseline), Tiering::Background, Some(_)) => Some(tiers::Optimizer::start(
                 optimized.clone(),
                 baseline.clone(),
             )?),
@@ -244,12 +244,36 @@ impl Runtime {
     /// memory), so that a caller holding a lock others wait on need not
     /// compile while holding it.
     pub fn precompile(&self, component: &[u8]) -> Result<()> {
-        self.code("a component to install", component).map(|_| ())
+        let digest = ComponentDigest::of(component);
+        self.code("a component to install", digest, &mut || {
+            Ok(Cow::Borrowed(component))
+        })
+        .map(|_| ())
     }
 
     /// Compiles (or loads from the cache) and links a component.
     pub fn load(&self, component: &[u8], spec: ExtensionSpec) -> Result<LoadedExtension> {
-        let (code, cache) = self.code(&spec.id, component)?;
+        let digest = ComponentDigest::of(component);
+        self.load_installed(digest, spec, || Ok(component.to_vec()))
+    }
+
+    /// Loads the component whose SHA-256 is `digest` (as its signed
+    /// manifest names it): from its compiled code if this host holds it,
+    /// which needs none of its bytes; else compiled from what `component`
+    /// reads, which must be the component that digest names.
+    pub fn load_installed(
+        &self,
+        digest: ComponentDigest,
+        spec: ExtensionSpec,
+        component: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<LoadedExtension> {
+        let mut once = Some(component);
+        let (code, cache) = self.code(&spec.id, digest, &mut || {
+            let read = once
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("the component was read once already"))?;
+            Ok(Cow::Owned(read()?))
+        })?;
         Ok(LoadedExtension {
             code,
             kv: self.kv_store(&spec.data_dir),
@@ -260,43 +284,61 @@ impl Runtime {
         })
     }
 
-    /// The code to run `component` with now: optimized if it is compiled
-    /// (or small enough to compile now), else baseline, its optimized
-    /// code queued.
-    fn code(&self, id: &str, component: &[u8]) -> Result<(Arc<tiers::CodeSlot>, CacheOutcome)> {
-        let digest = blake3::hash(component);
+    /// The code to run a component with now: what is compiled of it
+    /// (optimized first), else compiled now: optimized if it is small,
+    /// else baseline with its optimized code queued.
+    fn code<'a>(
+        &self,
+        id: &str,
+        digest: ComponentDigest,
+        component: &mut dyn FnMut() -> Result<Cow<'a, [u8]>>,
+    ) -> Result<(Arc<tiers::CodeSlot>, CacheOutcome)> {
         let optimized = &self.optimized;
         let engine = optimized.engine.engine();
-        let context = || format!("could not compile extension `{id}`");
-        let baseline = self
-            .baseline
-            .as_ref()
-            .filter(|_| component.len() >= BASELINE_FROM_BYTES);
-        let Some(baseline) = baseline else {
-            let (compiled, outcome) = optimized
-                .cache
-                .load_or_compile(engine, component, &digest)
-                .with_context(context)?;
-            return Ok((
-                tiers::CodeSlot::new(optimized.code(&compiled, id)?),
-                outcome,
-            ));
-        };
         if let Some((compiled, outcome)) = optimized.cache.find(engine, &digest) {
             return Ok((
                 tiers::CodeSlot::new(optimized.code(&compiled, id)?),
                 outcome,
             ));
         }
-        let (compiled, outcome) = baseline
-            .cache
-            .load_or_compile(baseline.engine.engine(), component, &digest)
-            .with_context(context)?;
-        let slot = tiers::CodeSlot::new(baseline.code(&compiled, id)?);
-        if let Some(optimizer) = &self.optimizer {
-            optimizer.queue(id, component, digest, &slot);
+        let queue = |bytes: &[u8], slot: &Arc<tiers::CodeSlot>| {
+            if let Some(optimizer) = &self.optimizer {
+                optimizer.queue(id, bytes, digest, slot);
+            }
+        };
+        if let Some(baseline) = &self.baseline
+            && let Some((compiled, outcome)) =
+                baseline.cache.find(baseline.engine.engine(), &digest)
+        {
+            let slot = tiers::CodeSlot::new(baseline.code(&compiled, id)?);
+            if self.optimizer.is_some() {
+                queue(&component()?, &slot);
+            }
+            return Ok((slot, outcome));
         }
-        Ok((slot, outcome))
+        let bytes = component()?;
+        let context = || format!("could not compile extension `{id}`");
+        match &self.baseline {
+            Some(baseline) if bytes.len() >= BASELINE_FROM_BYTES => {
+                let (compiled, outcome) = baseline
+                    .cache
+                    .load_or_compile(baseline.engine.engine(), &bytes, &digest)
+                    .with_context(context)?;
+                let slot = tiers::CodeSlot::new(baseline.code(&compiled, id)?);
+                queue(&bytes, &slot);
+                Ok((slot, outcome))
+            }
+            _ => {
+                let (compiled, outcome) = optimized
+                    .cache
+                    .load_or_compile(engine, &bytes, &digest)
+                    .with_context(context)?;
+                Ok((
+                    tiers::CodeSlot::new(optimized.code(&compiled, id)?),
+                    outcome,
+                ))
+            }
+        }
     }
 }
 

@@ -16,7 +16,8 @@ use crate::config::Settings;
 use crate::exit::{Exit, coded};
 use crate::lifecycle::journal::{self, Journal};
 use crate::runtime::{
-    Call, CallOutcome, ExtensionSpec, Limits, LoadedExtension, Runtime, RuntimeOptions, status_name,
+    Call, CallOutcome, ComponentDigest, ExtensionSpec, Limits, LoadedExtension, Runtime,
+    RuntimeOptions, Tiering, status_name,
 };
 use crate::state::{Access, StateRoot, record, write_atomic};
 use anyhow::{Context, Result, bail};
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tether_package::{ExtensionId, Package, ReadLimits};
+use tether_package::{ExtensionId, Manifest, Package, ReadLimits};
 
 /// An installed extension's record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -315,7 +316,8 @@ impl Manager {
     /// interrupted.
     pub fn new(state: StateRoot) -> Result<Self> {
         let lock = take_lock(&state, LOCK_WAIT)?;
-        let runtime = Arc::new(Self::runtime_for(&state)?);
+        // A command's manager: the service optimizes large components.
+        let runtime = Arc::new(Self::runtime_for(&state, Tiering::BaselineOnly)?);
         let manager = Self::build(state, runtime, lock);
         manager.recover()?;
         Ok(manager)
@@ -323,7 +325,7 @@ impl Manager {
 
     /// The runtime this state root's extensions run in: its component
     /// cache, and the CPU share the settings give them.
-    pub fn runtime_for(state: &StateRoot) -> Result<Runtime> {
+    pub fn runtime_for(state: &StateRoot, tiering: Tiering) -> Result<Runtime> {
         // A broken settings file must not block removal: the default share applies.
         let cpu = crate::config::SettingsStore::new(state)
             .load()
@@ -332,6 +334,7 @@ impl Manager {
         Runtime::new(RuntimeOptions {
             cache_dir: Some(state.component_cache()),
             cpu_percent: Some(cpu),
+            tiering,
             ..Default::default()
         })
     }
@@ -413,18 +416,64 @@ impl Manager {
         if let Some(ext) = self.loaded_map().get(&id.key()) {
             return Ok(ext.clone());
         }
-        let ext = Arc::new(self.load(id, &self.installed_package(id)?)?);
+        let ext = Arc::new(self.load_installed(id)?);
         self.loaded_map().insert(id.key(), ext.clone());
         Ok(ext)
     }
 
-    fn load(&self, id: &ExtensionId, package: &Package) -> Result<LoadedExtension> {
+    /// The installed extension, loaded. Its signature is verified again
+    /// (a key no longer trusted means it no longer runs), from the
+    /// package's head alone when the host holds the code compiled from the
+    /// component the signed manifest names: a restart then reads a few
+    /// kilobytes of an 18 MB package, not all of it.
+    fn load_installed(&self, id: &ExtensionId) -> Result<LoadedExtension> {
+        let path = self.state.extension_dir(id).join("package.tpkg");
+        let head = std::fs::File::open(&path).ok().and_then(|file| {
+            tether_package::read_head(std::io::BufReader::new(file), ReadLimits::default())
+                .ok()
+                .flatten()
+        });
+        let Some(head) = head else {
+            let package = self.installed_package(id)?;
+            return self.load(id, &package.manifest, || Ok(package.component.clone()));
+        };
+        head.verify_signature(&TrustStore::load(&self.state)?.keys_for(&head.manifest.publisher))
+            .with_context(|| format!("{id} can no longer run"))?;
+        if head.manifest.extension_id().ok().as_ref() != Some(id) {
+            bail!(
+                "{id} can no longer run: its directory holds a package of {}",
+                head.manifest.id()
+            );
+        }
+        let digest = &head.manifest.component.sha256;
+        self.load(id, &head.manifest, || {
+            // Compiled from the whole package, checked whole.
+            let package = self.installed_package(id)?;
+            anyhow::ensure!(
+                package
+                    .manifest
+                    .component
+                    .sha256
+                    .eq_ignore_ascii_case(digest),
+                "{id}'s package changed while it was loaded"
+            );
+            Ok(package.component)
+        })
+    }
+
+    fn load(
+        &self,
+        id: &ExtensionId,
+        manifest: &Manifest,
+        component: impl FnOnce() -> Result<Vec<u8>>,
+    ) -> Result<LoadedExtension> {
         let settings = installed_one(&self.state, id)?
             .map(|r| r.settings)
             .unwrap_or_default();
         self.load_with(
             id,
-            package,
+            manifest,
+            component,
             &InstallOptions {
                 settings,
                 protected_settings: self.protected.get(&id.key()).cloned().unwrap_or_default(),
@@ -436,10 +485,10 @@ impl Manager {
     fn load_with(
         &self,
         id: &ExtensionId,
-        package: &Package,
+        m: &Manifest,
+        component: impl FnOnce() -> Result<Vec<u8>>,
         options: &InstallOptions,
     ) -> Result<LoadedExtension> {
-        let m = &package.manifest;
         let mut spec =
             ExtensionSpec::new(id.to_string(), self.state.extension_dir(id).join("data"));
         spec.settings = options.settings.clone();
@@ -466,7 +515,9 @@ impl Manager {
         super::capabilities::grant_all(m, &operator, &mut spec).map_err(|(_, why)| {
             anyhow::anyhow!("{id} is no longer granted what it declares: {why}")
         })?;
-        self.runtime.load(&package.component, spec)
+        let digest = ComponentDigest::from_hex(&m.component.sha256)
+            .with_context(|| format!("{id}'s manifest names no SHA-256 digest"))?;
+        self.runtime.load_installed(digest, spec, component)
     }
 
     /// What extensions on this machine may be granted of its files.
@@ -566,7 +617,12 @@ impl Manager {
             }),
         )?;
         self.loaded_map().remove(&id.key());
-        let new = self.load_with(&id, &package, &options)?;
+        let new = self.load_with(
+            &id,
+            &package.manifest,
+            || Ok(package.component.clone()),
+            &options,
+        )?;
         let same_version = current_version.as_ref() == Some(&package.manifest.version);
         if let (Some(current), true) = (&current, same_version) {
             // Same version: new settings take effect through disable → enable.
@@ -576,8 +632,7 @@ impl Manager {
             journal.done("old-disabled")?;
         } else if let Some(current) = &current {
             // The VM-extension handler order.
-            let old_package = self.installed_package(&id)?;
-            let old = self.load(&id, &old_package)?;
+            let old = self.load_installed(&id)?;
             if current.enabled {
                 self.call(&old, Call::Disable)?;
             }
@@ -884,7 +939,7 @@ impl Manager {
                 remove_extension_dir(&self.state, &id)?;
             } else if !pending.has("enabled")
                 && let Ok(package) = self.installed_package(&id)
-                && let Ok(ext) = self.load(&id, &package)
+                && let Ok(ext) = self.load(&id, &package.manifest, || Ok(package.component.clone()))
             {
                 // An update cut short: the package on disk is whichever one
                 // was last written whole; bring it up enabled.

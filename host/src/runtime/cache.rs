@@ -1,14 +1,19 @@
 //! The on-disk cache of compiled components.
 //!
-//! An artifact is keyed by the component's BLAKE3 digest and the engine's
+//! An artifact is keyed by the component's SHA-256 digest and the engine's
 //! fingerprint (wasmtime's version and every setting that affects code
-//! generation). Deserializing an artifact is `unsafe` in wasmtime's sense:
-//! it is native code. So only artifacts this host wrote are ever loaded:
-//! beside each artifact we record its own BLAKE3 digest when we write it,
-//! and we check it before deserializing. (BLAKE3 rather than SHA-256 here:
-//! the check runs on every load, and at several GB/s it keeps a cached load
-//! two orders of magnitude cheaper than a compile.) A stale, foreign, truncated or corrupt
-//! artifact is recompiled and replaced, never loaded.
+//! generation): the digest a signed manifest names, so the code of an
+//! installed component is found without reading the component.
+//! Deserializing an artifact is `unsafe` in wasmtime's sense: it is native
+//! code. So only artifacts this host wrote are ever loaded: beside each we
+//! record, when we write it, its own BLAKE3 digest and the file's identity
+//! (inode, size, modification and change times). While that identity
+//! holds, nothing has written the file since; once it changes (a write, a
+//! copy, a restore), the digest must match before the artifact is loaded
+//! (and it is resealed). A stale, foreign, truncated or corrupt artifact is
+//! recompiled and replaced, never loaded. Only administrators may write
+//! the cache, and an artifact or directory anyone else owns is never
+//! loaded.
 //!
 //! A runtime also keeps what it compiled or loaded in memory, so that a
 //! long-lived host (the service) reads each artifact once, not per call.
@@ -63,7 +68,7 @@ const MEMORY_ENTRIES: usize = 64;
 pub(crate) struct ArtifactCache {
     dir: Option<PathBuf>,
     fingerprint: String,
-    memory: Mutex<HashMap<blake3::Hash, Component>>,
+    memory: Mutex<HashMap<ComponentDigest, Component>>,
     compiled: AtomicU64,
     loaded: AtomicU64,
     from_memory: AtomicU64,
@@ -96,7 +101,7 @@ impl ArtifactCache {
         self.memory().clear();
     }
 
-    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<blake3::Hash, Component>> {
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<ComponentDigest, Component>> {
         self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -104,7 +109,7 @@ impl ArtifactCache {
     pub(crate) fn find(
         &self,
         engine: &Engine,
-        digest: &blake3::Hash,
+        digest: &ComponentDigest,
     ) -> Option<(Component, CacheOutcome)> {
         match self.lookup(engine, digest) {
             Found::Kept(component) => Some((component, CacheOutcome::Memory)),
@@ -119,7 +124,7 @@ impl ArtifactCache {
         &self,
         engine: &Engine,
         component: &[u8],
-        digest: &blake3::Hash,
+        digest: &ComponentDigest,
     ) -> Result<(Component, CacheOutcome)> {
         let Some(dir) = &self.dir else {
             // No cache configured: compile every time (development runs,
@@ -147,7 +152,7 @@ impl ArtifactCache {
 
     /// Forgets `digest`'s artifact, in memory and on disk: its code has
     /// been superseded (a baseline artifact once the optimized one is in).
-    pub(crate) fn discard(&self, digest: &blake3::Hash) {
+    pub(crate) fn discard(&self, digest: &ComponentDigest) {
         self.memory().remove(digest);
         let Some(dir) = &self.dir else { return };
         let (artifact, seal) = self.paths(dir, digest);
@@ -164,13 +169,13 @@ impl ArtifactCache {
         &self.fingerprint
     }
 
-    fn paths(&self, dir: &Path, digest: &blake3::Hash) -> (PathBuf, PathBuf) {
+    fn paths(&self, dir: &Path, digest: &ComponentDigest) -> (PathBuf, PathBuf) {
         let artifact = dir.join(format!("{}-{}.cwasm", digest.to_hex(), self.fingerprint));
         let seal = artifact.with_extension("cwasm.seal");
         (artifact, seal)
     }
 
-    fn keep(&self, digest: &blake3::Hash, component: &Component) {
+    fn keep(&self, digest: &ComponentDigest, component: &Component) {
         let mut memory = self.memory();
         if memory.len() >= MEMORY_ENTRIES {
             memory.clear();
@@ -178,7 +183,7 @@ impl ArtifactCache {
         memory.insert(*digest, component.clone());
     }
 
-    fn lookup(&self, engine: &Engine, digest: &blake3::Hash) -> Found {
+    fn lookup(&self, engine: &Engine, digest: &ComponentDigest) -> Found {
         let Some(dir) = &self.dir else {
             return Found::Absent;
         };
@@ -235,33 +240,147 @@ fn load_trusted(engine: &Engine, artifact: &Path, seal: &Path) -> Result<Compone
             path.display()
         );
     }
-    let expected = fs::read_to_string(seal)
+    let recorded = fs::read_to_string(seal)
         .with_context(|| format!("no seal {} recorded when it was written", seal.display()))?;
+    let recorded = Seal::parse(&recorded);
+    let now = identity(artifact)?;
+    if recorded.identity.as_deref() != Some(now.as_str()) {
+        // Written (or copied, or touched) since it was sealed: its bytes
+        // must still be what was sealed, then it is sealed as it is now.
+        let bytes =
+            fs::read(artifact).with_context(|| format!("could not read {}", artifact.display()))?;
+        anyhow::ensure!(
+            recorded.digest == blake3::hash(&bytes).to_hex().as_str(),
+            "its digest does not match the one recorded when this host wrote it"
+        );
+        let resealed = Seal {
+            digest: recorded.digest.clone(),
+            identity: Some(identity(artifact)?),
+        };
+        if let Err(e) = write_atomic(seal, resealed.render().as_bytes(), Access::Private) {
+            tracing::debug!("could not reseal {}: {e:#}", artifact.display());
+        }
+    }
+    deserialize(engine, artifact)
+}
+
+#[cfg(unix)]
+fn deserialize(engine: &Engine, artifact: &Path) -> Result<Component> {
+    // SAFETY: the file is the one this host serialized: it is unchanged
+    // since it was sealed (its identity, or else its digest, checked
+    // above), in a directory only administrators may write, and wasmtime
+    // checks the engine compatibility header itself. Mapped rather than
+    // read: the code and the memory images are used in place, which makes
+    // a large component's load a few milliseconds instead of tens. Files
+    // here are only ever replaced by rename, never rewritten in place, so
+    // the mapping stays what was checked.
+    unsafe { Component::deserialize_file(engine, artifact) }
+        .map_err(|e| anyhow::anyhow!("wasmtime refused it: {e}"))
+}
+
+#[cfg(not(unix))]
+fn deserialize(engine: &Engine, artifact: &Path) -> Result<Component> {
+    // Read, not mapped: Windows cannot replace or remove a mapped file,
+    // and the cache replaces and removes artifacts while the host runs.
     let bytes =
         fs::read(artifact).with_context(|| format!("could not read {}", artifact.display()))?;
-    let actual = blake3::hash(&bytes).to_hex();
-    anyhow::ensure!(
-        expected.trim() == actual.as_str(),
-        "its digest does not match the one recorded when this host wrote it"
-    );
-    // SAFETY: the bytes are exactly those this host serialized (checked
-    // above against the digest recorded at write time, in a directory only
-    // the host's user can write), and wasmtime checks the engine
-    // compatibility header itself.
+    // SAFETY: as above: this host's own artifact, unchanged since sealed.
     unsafe { Component::deserialize(engine, &bytes) }
         .map_err(|e| anyhow::anyhow!("wasmtime refused it: {e}"))
+}
+
+/// What is recorded beside an artifact: its BLAKE3 digest, and the file's
+/// identity when it was sealed (inode, size, modification and change
+/// times). While the identity is unchanged nothing has written the file
+/// since, so a load needs no digest of tens of megabytes; any write, copy
+/// or restore changes it, and the digest decides.
+struct Seal {
+    digest: String,
+    identity: Option<String>,
+}
+
+impl Seal {
+    fn parse(text: &str) -> Self {
+        let mut lines = text.lines();
+        Self {
+            digest: lines.next().unwrap_or_default().trim().to_string(),
+            identity: lines.next().map(|l| l.trim().to_string()),
+        }
+    }
+
+    fn render(&self) -> String {
+        match &self.identity {
+            Some(identity) => format!("{}\n{identity}\n", self.digest),
+            None => format!("{}\n", self.digest),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn identity(path: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).with_context(|| format!("could not stat {}", path.display()))?;
+    Ok(format!(
+        "{}:{} {} {}.{} {}.{}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn identity(path: &Path) -> Result<String> {
+    use std::os::windows::fs::MetadataExt;
+    let m = fs::metadata(path).with_context(|| format!("could not stat {}", path.display()))?;
+    Ok(format!(
+        "{} {} {}",
+        m.file_size(),
+        m.creation_time(),
+        m.last_write_time()
+    ))
 }
 
 fn store(component: &Component, artifact: &Path, seal: &Path) -> Result<()> {
     let bytes = component
         .serialize()
         .map_err(|e| anyhow::anyhow!("could not serialize the component: {e}"))?;
-    let digest = blake3::hash(&bytes).to_hex();
+    let digest = blake3::hash(&bytes).to_hex().to_string();
     // The artifact first, its seal second: a crash in between leaves an
     // artifact without a seal, which is never loaded.
     write_atomic(artifact, &bytes, Access::Private)?;
-    write_atomic(seal, digest.as_bytes(), Access::Private)?;
+    let seal_text = Seal {
+        digest,
+        identity: Some(identity(artifact)?),
+    };
+    write_atomic(seal, seal_text.render().as_bytes(), Access::Private)?;
     Ok(())
+}
+
+/// A component's SHA-256: what its artifacts are keyed by. The same
+/// digest a signed manifest names, so a host can find the code of an
+/// installed component without reading the component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ComponentDigest([u8; 32]);
+
+impl ComponentDigest {
+    pub fn of(component: &[u8]) -> Self {
+        Self(Sha256::digest(component).into())
+    }
+
+    /// From a manifest's hex digest.
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(hex, &mut bytes).ok()?;
+        Some(Self(bytes))
+    }
+
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
 }
 
 /// A short, stable name for everything about the engine that decides

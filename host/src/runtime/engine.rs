@@ -9,7 +9,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig,
+    RegallocAlgorithm, Strategy,
 };
 
 /// How often the epoch advances while a guest call is running. Deadlines
@@ -72,7 +73,13 @@ fn base_config(tier: CodeTier) -> Config {
         CodeTier::Optimized => config
             .strategy(Strategy::Cranelift)
             .cranelift_opt_level(OptLevel::Speed),
-        CodeTier::Baseline => config.strategy(Strategy::Winch),
+        // Winch compiles the functions; Cranelift still compiles the
+        // trampolines between host and guest (thousands, in an
+        // interpreter's component), here as quickly as it can.
+        CodeTier::Baseline => config
+            .strategy(Strategy::Winch)
+            .cranelift_opt_level(OptLevel::None)
+            .cranelift_regalloc_algorithm(RegallocAlgorithm::SinglePass),
     };
     config
         .wasm_component_model(true)

@@ -11,6 +11,7 @@
 //! artifact is cached, so a restart loads it and compiles nothing (the
 //! baseline artifact is removed then). Smaller components, every Rust one
 //! so far, compile with Cranelift at once: Winch would save them little.
+//! Only a long-lived host optimizes ([`Tiering::Background`], the service).
 
 use super::cache::ArtifactCache;
 use super::engine::{EpochTicker, TetherEngine};
@@ -37,12 +38,18 @@ pub enum CodeTier {
     Optimized,
 }
 
-/// Whether a runtime may start large components on the baseline tier.
+/// How a runtime compiles large components.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Tiering {
-    /// Baseline first for large components, optimized in the background.
+    /// Baseline first, optimized in the background: a long-lived host (the
+    /// service). Without a cache to keep it in, the optimized code would
+    /// serve this process only, so then it is as `BaselineOnly`.
     #[default]
-    Auto,
+    Background,
+    /// Baseline only, in this process: a command that makes a call or two
+    /// and exits leaves the optimizing to the service, rather than compete
+    /// with its own call for the CPU and be stopped halfway.
+    BaselineOnly,
     /// Cranelift only, whatever the size (the benchmark's comparison).
     OptimizedOnly,
 }
@@ -111,7 +118,7 @@ impl CodeSlot {
 struct Job {
     id: String,
     component: Vec<u8>,
-    digest: blake3::Hash,
+    digest: super::cache::ComponentDigest,
     /// Loads of it that are still alive, to be given the optimized code.
     slot: Weak<CodeSlot>,
 }
@@ -161,7 +168,7 @@ impl Optimizer {
         &self,
         id: &str,
         component: &[u8],
-        digest: blake3::Hash,
+        digest: super::cache::ComponentDigest,
         slot: &Arc<CodeSlot>,
     ) {
         *self.pending.count() += 1;

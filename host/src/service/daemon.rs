@@ -87,7 +87,10 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
     crate::platform::secure_state_root(state.path())?;
     let store = SettingsStore::new(&state);
     let settings = store.load()?;
-    let wasm = Arc::new(Manager::runtime_for(&state)?);
+    let wasm = Arc::new(Manager::runtime_for(
+        &state,
+        crate::runtime::Tiering::Background,
+    )?);
     let extensions = Manager::with_runtime(state.clone(), wasm.clone())?;
     let loaded = extensions.loaded_cache();
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();

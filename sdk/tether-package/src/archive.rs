@@ -148,20 +148,104 @@ pub fn read(bytes: &[u8], limits: ReadLimits) -> Result<Package, PackageError> {
     })
 }
 
+/// The signature's key id if it verifies against a key trusted for the
+/// manifest's publisher.
+fn verify(
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    signature: Option<&Signature>,
+    trusted: &[VerifyingKey],
+) -> Result<String, PackageError> {
+    let signature = signature.ok_or(PackageError::Unsigned)?;
+    let key = trusted
+        .iter()
+        .find(|k| crate::key_id(k) == signature.key_id)
+        .ok_or_else(|| PackageError::UntrustedKey {
+            key_id: signature.key_id.clone(),
+            publisher: manifest.publisher.clone(),
+        })?;
+    signature.verify(manifest_bytes, key)?;
+    Ok(signature.key_id.clone())
+}
+
+/// A package's manifest and signature, read without its component.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub manifest_bytes: Vec<u8>,
+    pub manifest: Manifest,
+    pub signature: Signature,
+}
+
+impl Head {
+    /// As [`Package::verify_signature`].
+    pub fn verify_signature(&self, trusted: &[VerifyingKey]) -> Result<String, PackageError> {
+        verify(
+            &self.manifest,
+            &self.manifest_bytes,
+            Some(&self.signature),
+            trusted,
+        )
+    }
+}
+
+/// Reads only the manifest and the signature of a package that holds them
+/// first, as [`build`] writes them, with the checks [`read`] makes of
+/// them; `None` when it does not begin so (an unsigned package, or one
+/// built with the signature last): read it whole. What follows them is
+/// not read, so this proves nothing of the component: it serves a host
+/// that already holds the code compiled from the component the signed
+/// manifest names by digest, and has no use for its bytes.
+pub fn read_head(reader: impl Read, limits: ReadLimits) -> Result<Option<Head>, PackageError> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive
+        .entries()
+        .map_err(|e| malformed(format!("not a tar file: {e}")))?;
+    let mut found = Vec::new();
+    for (entry, expected) in entries.zip([MANIFEST, SIGNATURE]) {
+        let entry = entry.map_err(|e| malformed(format!("a damaged entry: {e}")))?;
+        if entry.path_bytes().as_ref() != expected.as_bytes()
+            || !entry.header().entry_type().is_file()
+        {
+            return Ok(None);
+        }
+        let size = entry.size();
+        if size > limits.manifest_bytes {
+            return Err(malformed(format!(
+                "`{expected}` is {size} bytes, more than the {} allowed",
+                limits.manifest_bytes
+            )));
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        entry
+            .take(limits.manifest_bytes + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| malformed(format!("`{expected}` could not be read: {e}")))?;
+        if data.len() as u64 != size {
+            return Err(malformed(format!("`{expected}` is cut short")));
+        }
+        found.push(data);
+    }
+    let [manifest_bytes, signature]: [Vec<u8>; 2] = match found.try_into() {
+        Ok(both) => both,
+        Err(_) => return Ok(None),
+    };
+    Ok(Some(Head {
+        manifest: Manifest::parse(&manifest_bytes)?,
+        manifest_bytes,
+        signature: Signature::parse(&signature)?,
+    }))
+}
+
 impl Package {
     /// Checks the signature against the keys trusted for the manifest's
     /// publisher; returns the key id that signed it.
     pub fn verify_signature(&self, trusted: &[VerifyingKey]) -> Result<String, PackageError> {
-        let signature = self.signature.as_ref().ok_or(PackageError::Unsigned)?;
-        let key = trusted
-            .iter()
-            .find(|k| crate::key_id(k) == signature.key_id)
-            .ok_or_else(|| PackageError::UntrustedKey {
-                key_id: signature.key_id.clone(),
-                publisher: self.manifest.publisher.clone(),
-            })?;
-        signature.verify(&self.manifest_bytes, key)?;
-        Ok(signature.key_id.clone())
+        verify(
+            &self.manifest,
+            &self.manifest_bytes,
+            self.signature.as_ref(),
+            trusted,
+        )
     }
 
     /// Checks the component's size and SHA-256 against the manifest.
@@ -209,8 +293,9 @@ pub fn build(
 ) -> Result<Vec<u8>, PackageError> {
     let manifest = Manifest::parse(manifest_bytes)?;
     let mut builder = tar::Builder::new(Vec::new());
+    // The manifest and the signature first: a host that holds the compiled
+    // code reads only them (`read_head`).
     append(&mut builder, crate::MANIFEST, manifest_bytes)?;
-    append(&mut builder, &manifest.component.file, component)?;
     if let Some(signature) = signature {
         append(
             &mut builder,
@@ -218,6 +303,7 @@ pub fn build(
             signature.to_toml().as_bytes(),
         )?;
     }
+    append(&mut builder, &manifest.component.file, component)?;
     builder.into_inner().map_err(|e| malformed(e.to_string()))
 }
 
@@ -250,6 +336,41 @@ mod tests {
             b.append(&h, *data).unwrap_or_else(|e| panic!("tar: {e}"));
         }
         b.into_inner().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_head_is_read_without_the_component_and_verified_alike() -> Result<(), PackageError> {
+        let key = SigningKey::from_bytes(&[1; 32]);
+        let component = b"\0asm fake component".to_vec();
+        let manifest = manifest_for(&component);
+        let signature = sign(&manifest, &key);
+        let bytes = build(&manifest, &component, Some(&signature))?;
+        // Cut before the component ends: the head does not need it.
+        let head = read_head(&bytes[..2048], ReadLimits::default())?
+            .ok_or_else(|| malformed("no head"))?;
+        assert_eq!(head.manifest_bytes, manifest);
+        assert!(head.verify_signature(&[key.verifying_key()]).is_ok());
+        let other = SigningKey::from_bytes(&[2; 32]);
+        assert!(head.verify_signature(&[other.verifying_key()]).is_err());
+        // Unsigned, or the signature after the component: read it whole.
+        let unsigned = build(&manifest, &component, None)?;
+        assert!(read_head(unsigned.as_slice(), ReadLimits::default())?.is_none());
+        let last = raw_tar(&[
+            (MANIFEST, tar::EntryType::Regular, &manifest),
+            ("component.wasm", tar::EntryType::Regular, &component),
+            (
+                SIGNATURE,
+                tar::EntryType::Regular,
+                signature.to_toml().as_bytes(),
+            ),
+        ]);
+        assert!(read_head(last.as_slice(), ReadLimits::default())?.is_none());
+        // A link where the manifest should be is never followed.
+        let link = raw_tar(&[(MANIFEST, tar::EntryType::Symlink, b"")]);
+        assert!(read_head(link.as_slice(), ReadLimits::default())?.is_none());
+        // A signature cut short is an error, not a shorter signature.
+        assert!(read_head(&bytes[..1600], ReadLimits::default()).is_err());
+        Ok(())
     }
 
     #[test]

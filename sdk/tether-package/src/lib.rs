@@ -21,7 +21,7 @@ mod manifest;
 mod schedule;
 mod signature;
 
-pub use archive::{Package, ReadLimits, build, read};
+pub use archive::{Head, Package, ReadLimits, build, read, read_head};
 pub use id::{ExtensionId, IdError};
 pub use keys::{
     PublicKey, key_id, parse_public_key, public_key_line, read_private_key, write_private_key,
