@@ -243,12 +243,10 @@ impl Runtime {
     /// Compiles a component ahead of its load (which then finds it in
     /// memory), so that a caller holding a lock others wait on need not
     /// compile while holding it.
-    pub fn precompile(&self, component: &[u8]) -> Result<()> {
+    pub fn precompile(&self, id: &str, component: &[u8]) -> Result<()> {
         let digest = ComponentDigest::of(component);
-        self.code("a component to install", digest, &mut || {
-            Ok(Cow::Borrowed(component))
-        })
-        .map(|_| ())
+        self.code(id, digest, &mut || Ok(Cow::Borrowed(component)))
+            .map(|_| ())
     }
 
     /// Compiles (or loads from the cache) and links a component.

@@ -858,6 +858,18 @@ pub(crate) fn walk(root: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Fails naming the first file under `root` whose bytes hold `secret`.
+pub(crate) fn assert_no_file_holds(root: &Path, secret: &str) {
+    for path in walk(root) {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+}
+
 /// The author's whole flow with the real tools: `tether-ext` keygen → new
 /// (in `lang`) → build → pack → sign → verify, then `tether` trust add →
 /// install → invoke. Returns the state root, with the extension installed

@@ -177,13 +177,6 @@ fn rename_carries_extensions_and_settings_in_the_service_and_resumes_after_a_kil
         "renaming to the current name is refused"
     );
     // No secret was ever written under the state root.
-    for path in crate::extensions::walk(h) {
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(secret),
-            "{} holds the secret",
-            path.display()
-        );
-    }
+    crate::extensions::assert_no_file_holds(h, secret);
     Ok(())
 }

@@ -881,14 +881,7 @@ fn the_service_reconciles_and_keeps_protected_settings_in_memory_only() -> TestR
     agent["lastHeartbeat"] = serde_json::json!(fresh - 16 * 60);
     std::fs::write(&status_file, serde_json::to_vec(&agent)?)?;
     assert_eq!(collect(h)?["status"], "Disconnected");
-    for path in crate::extensions::walk(h) {
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(secret),
-            "{} holds the secret",
-            path.display()
-        );
-    }
+    crate::extensions::assert_no_file_holds(h, secret);
     Ok(())
 }
 

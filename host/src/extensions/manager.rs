@@ -296,7 +296,7 @@ pub fn precompile(state: &StateRoot, runtime: &Runtime, bytes: &[u8]) {
     let Ok(package) = verified() else {
         return;
     };
-    if let Err(e) = runtime.precompile(&package.component) {
+    if let Err(e) = runtime.precompile(&package.manifest.id(), &package.component) {
         tracing::debug!("{}: not compiled ahead: {e:#}", package.manifest.id());
     }
 }
