@@ -41,9 +41,9 @@ pub use tiers::{BASELINE_FROM_BYTES, CodeTier, Tiering};
 pub use wit::{ConnectionStatus, Level, PROVIDED as CONTRACTS_PROVIDED, StatusState};
 
 use anyhow::{Context, Result};
+use bytes::Bytes;
 use capabilities::kv::KvStore;
 use capabilities::outbound::client as outbound;
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -245,8 +245,16 @@ impl Runtime {
     /// compile while holding it.
     pub fn precompile(&self, id: &str, component: &[u8]) -> Result<()> {
         let digest = ComponentDigest::of(component);
-        self.code(id, digest, &mut || Ok(Cow::Borrowed(component)))
+        self.code(id, digest, &mut || Ok(Bytes::copy_from_slice(component)))
             .map(|_| ())
+    }
+
+    /// Loads the code compiled of the component whose SHA-256 is `digest`
+    /// into memory, if this host's cache holds it; compiles nothing.
+    /// Whether it did.
+    pub fn warm(&self, digest: ComponentDigest) -> bool {
+        self.tiers()
+            .any(|tier| tier.cache.find(tier.engine.engine(), &digest).is_ok())
     }
 
     /// Compiles (or loads from the cache) and links a component.
@@ -270,7 +278,7 @@ impl Runtime {
             let read = once
                 .take()
                 .ok_or_else(|| anyhow::anyhow!("the component was read once already"))?;
-            Ok(Cow::Owned(read()?))
+            Ok(Bytes::from(read()?))
         })?;
         Ok(LoadedExtension {
             code,
@@ -285,51 +293,72 @@ impl Runtime {
     /// The code to run a component with now: what is compiled of it
     /// (optimized first), else compiled now: optimized if it is small,
     /// else baseline with its optimized code queued.
-    fn code<'a>(
+    fn code(
         &self,
         id: &str,
         digest: ComponentDigest,
-        component: &mut dyn FnMut() -> Result<Cow<'a, [u8]>>,
+        component: &mut dyn FnMut() -> Result<Bytes>,
     ) -> Result<(Arc<tiers::CodeSlot>, CacheOutcome)> {
         let optimized = &self.optimized;
         let engine = optimized.engine.engine();
-        if let Some((compiled, outcome)) = optimized.cache.find(engine, &digest) {
-            return Ok((
-                tiers::CodeSlot::new(optimized.code(&compiled, id)?),
-                outcome,
-            ));
-        }
-        let queue = |bytes: &[u8], slot: &Arc<tiers::CodeSlot>| {
+        let optimized_missing = match optimized.cache.find(engine, &digest) {
+            Ok((compiled, outcome)) => {
+                return Ok((
+                    tiers::CodeSlot::new(optimized.code(&compiled, id)?),
+                    outcome,
+                ));
+            }
+            Err(missing) => missing,
+        };
+        let queue = |bytes: Bytes, slot: &Arc<tiers::CodeSlot>| {
             if let Some(optimizer) = &self.optimizer {
                 optimizer.queue(id, bytes, digest, slot);
             }
         };
-        if let Some(baseline) = &self.baseline
-            && let Some((compiled, outcome)) =
-                baseline.cache.find(baseline.engine.engine(), &digest)
-        {
-            let slot = tiers::CodeSlot::new(baseline.code(&compiled, id)?);
-            if self.optimizer.is_some() {
-                queue(&component()?, &slot);
-            }
-            return Ok((slot, outcome));
-        }
+        let baseline_missing = match &self.baseline {
+            Some(baseline) => match baseline.cache.find(baseline.engine.engine(), &digest) {
+                Ok((compiled, outcome)) => {
+                    let slot = tiers::CodeSlot::new(baseline.code(&compiled, id)?);
+                    if self.optimizer.is_some() {
+                        queue(component()?, &slot);
+                    }
+                    return Ok((slot, outcome));
+                }
+                Err(missing) => Some((baseline, missing)),
+            },
+            None => None,
+        };
         let bytes = component()?;
         let context = || format!("could not compile extension `{id}`");
-        match &self.baseline {
-            Some(baseline) if bytes.len() >= BASELINE_FROM_BYTES => {
+        match baseline_missing {
+            Some((baseline, missing)) if bytes.len() >= BASELINE_FROM_BYTES => {
+                // Under the optimizer, the baseline code lives until the
+                // optimized code replaces it: writing tens of MB of it to
+                // disk would only delay the first call (a restart before
+                // then compiles it again). A command keeps it for the next.
+                let keep = if self.optimizer.is_some() {
+                    cache::Keep::InMemory
+                } else {
+                    cache::Keep::OnDisk
+                };
                 let (compiled, outcome) = baseline
                     .cache
-                    .load_or_compile(baseline.engine.engine(), &bytes, &digest)
+                    .compile(baseline.engine.engine(), &bytes, &digest, keep, missing)
                     .with_context(context)?;
                 let slot = tiers::CodeSlot::new(baseline.code(&compiled, id)?);
-                queue(&bytes, &slot);
+                queue(bytes, &slot);
                 Ok((slot, outcome))
             }
             _ => {
                 let (compiled, outcome) = optimized
                     .cache
-                    .load_or_compile(engine, &bytes, &digest)
+                    .compile(
+                        engine,
+                        &bytes,
+                        &digest,
+                        cache::Keep::OnDisk,
+                        optimized_missing,
+                    )
                     .with_context(context)?;
                 Ok((
                     tiers::CodeSlot::new(optimized.code(&compiled, id)?),

@@ -85,11 +85,20 @@ fn a_python_extension_is_called_at_once_optimized_in_the_background_and_not_comp
     service.stop()?;
 
     // A restart compiles nothing: the optimized artifact is loaded.
+    // Its code is loaded as the service starts, before any call.
     let service = Service::start(h, "5m")?;
+    wait_for_within("the code loaded at start", Duration::from_secs(60), || {
+        let log = std::fs::read_to_string(h.join("logs/tether.log"))?;
+        Ok(log.contains("code of 1 extension(s) loaded").then_some(()))
+    })?;
     greet(h, "again")?;
     let restarted = components(&service)?;
     assert_eq!(restarted["compiled"], 0, "{restarted}");
     assert_eq!(restarted["loadedFromDisk"], 1, "{restarted}");
+    assert!(
+        restarted["fromMemory"].as_u64() >= Some(1),
+        "the call found the code loaded at start: {restarted}"
+    );
     assert_eq!(restarted["awaitingOptimizedCode"], 0, "{restarted}");
     Ok(())
 }

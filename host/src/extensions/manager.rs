@@ -301,6 +301,43 @@ pub fn precompile(state: &StateRoot, runtime: &Runtime, bytes: &[u8]) {
     }
 }
 
+/// Loads the compiled code of every enabled extension into `runtime`'s
+/// memory, so that the first call after a service start finds it there
+/// rather than read and deserialize tens of MB of module metadata first.
+/// Nothing runs and nothing is compiled: an extension whose code is not
+/// cached, or whose package no longer verifies, is left to its first
+/// call, which compiles it or refuses it and says why. Returns how many
+/// were warmed.
+pub fn warm(state: &StateRoot, runtime: &Runtime) -> usize {
+    let trust = TrustStore::load(state).ok();
+    let mut warmed = 0;
+    for record in installed(state).into_iter().filter(|r| r.enabled) {
+        let Ok(id) = ExtensionId::parse(&record.id) else {
+            continue;
+        };
+        let path = state.extension_dir(&id).join("package.tpkg");
+        let head = std::fs::File::open(&path).ok().and_then(|file| {
+            tether_package::read_head(std::io::BufReader::new(file), ReadLimits::default())
+                .ok()
+                .flatten()
+        });
+        let Some(head) = head else { continue };
+        // Only a package its load would accept: the same check, done twice
+        // for a few kilobytes, spares deserializing code nobody may call.
+        let trusted = trust.as_ref().is_some_and(|t| {
+            head.verify_signature(&t.keys_for(&head.manifest.publisher))
+                .is_ok()
+        });
+        let digest = ComponentDigest::from_hex(&head.manifest.component.sha256);
+        if let (true, Some(digest)) = (trusted, digest)
+            && runtime.warm(digest)
+        {
+            warmed += 1;
+        }
+    }
+    warmed
+}
+
 /// One installed extension's record, read without starting a runtime or
 /// taking the lock (for `extension show`).
 pub fn installed_one(state: &StateRoot, id: &ExtensionId) -> Result<Option<Installed>> {
@@ -435,7 +472,8 @@ impl Manager {
         });
         let Some(head) = head else {
             let package = self.installed_package(id)?;
-            return self.load(id, &package.manifest, || Ok(package.component.clone()));
+            let manifest = package.manifest.clone();
+            return self.load(id, &manifest, move || Ok(package.component));
         };
         head.verify_signature(&TrustStore::load(&self.state)?.keys_for(&head.manifest.publisher))
             .with_context(|| format!("{id} can no longer run"))?;

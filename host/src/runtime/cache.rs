@@ -47,6 +47,15 @@ pub enum CacheOutcome {
     Memory,
 }
 
+/// Where compiled code is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// In memory and in the cache directory, for the next process.
+    OnDisk,
+    /// In memory only: code this process replaces soon.
+    InMemory,
+}
+
 /// How a runtime's loads were served, for the service's status.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -105,43 +114,60 @@ impl ArtifactCache {
         self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What is kept in memory or on disk for `digest`, compiling nothing.
+    /// What is kept in memory or on disk for `digest`, compiling nothing;
+    /// else why not, for [`Self::compile`].
     pub(crate) fn find(
         &self,
         engine: &Engine,
         digest: &ComponentDigest,
-    ) -> Option<(Component, CacheOutcome)> {
+    ) -> Result<(Component, CacheOutcome), Missing> {
         match self.lookup(engine, digest) {
-            Found::Kept(component) => Some((component, CacheOutcome::Memory)),
-            Found::Loaded(component) => Some((component, CacheOutcome::Loaded)),
-            Found::Absent | Found::Refused => None,
+            Found::Kept(component) => Ok((component, CacheOutcome::Memory)),
+            Found::Loaded(component) => Ok((component, CacheOutcome::Loaded)),
+            Found::Absent => Err(Missing::Absent),
+            Found::Refused => Err(Missing::Refused),
         }
     }
 
-    /// Loads the component from memory or disk, else compiles it (and keeps
-    /// and stores what it compiled).
+    /// Loads the component from memory or disk, else compiles it.
     pub(crate) fn load_or_compile(
         &self,
         engine: &Engine,
         component: &[u8],
         digest: &ComponentDigest,
+        keep: Keep,
     ) -> Result<(Component, CacheOutcome)> {
+        match self.find(engine, digest) {
+            Ok(found) => Ok(found),
+            Err(missing) => self.compile(engine, component, digest, keep, missing),
+        }
+    }
+
+    /// Compiles what [`Self::find`] found `missing`, and keeps it (and
+    /// stores it, or replaces the refused artifact, if `keep` says so).
+    pub(crate) fn compile(
+        &self,
+        engine: &Engine,
+        component: &[u8],
+        digest: &ComponentDigest,
+        keep: Keep,
+        missing: Missing,
+    ) -> Result<(Component, CacheOutcome)> {
+        let compiled = compile(engine, component)?;
+        self.compiled.fetch_add(1, Ordering::Relaxed);
         let Some(dir) = &self.dir else {
             // No cache configured: compile every time (development runs,
             // the benchmark's baseline).
-            self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Ok((compile(engine, component)?, CacheOutcome::Compiled));
+            return Ok((compiled, CacheOutcome::Compiled));
         };
-        let mut outcome = match self.lookup(engine, digest) {
-            Found::Kept(component) => return Ok((component, CacheOutcome::Memory)),
-            Found::Loaded(component) => return Ok((component, CacheOutcome::Loaded)),
-            Found::Absent => CacheOutcome::CompiledAndStored,
-            Found::Refused => CacheOutcome::Replaced,
+        let mut outcome = match missing {
+            Missing::Absent => CacheOutcome::CompiledAndStored,
+            Missing::Refused => CacheOutcome::Replaced,
         };
-        let compiled = compile(engine, component)?;
-        self.compiled.fetch_add(1, Ordering::Relaxed);
         let (artifact, seal) = self.paths(dir, digest);
-        if let Err(e) = store(&compiled, &artifact, &seal) {
+        if keep == Keep::InMemory {
+            outcome = CacheOutcome::Compiled;
+        } else if let Err(e) = store(&compiled, &artifact, &seal) {
             // A cache that cannot be written costs time, not correctness.
             tracing::warn!("could not cache the compiled component: {e:#}");
             outcome = CacheOutcome::Compiled;
@@ -210,6 +236,14 @@ impl ArtifactCache {
             }
         }
     }
+}
+
+/// Why [`ArtifactCache::find`] has no code for a digest.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Missing {
+    Absent,
+    /// An artifact is there but cannot be trusted or used.
+    Refused,
 }
 
 /// What the cache holds for a digest.

@@ -13,7 +13,7 @@
 //! so far, compile with Cranelift at once: Winch would save them little.
 //! Only a long-lived host optimizes ([`Tiering::Background`], the service).
 
-use super::cache::ArtifactCache;
+use super::cache::{ArtifactCache, Keep};
 use super::engine::{EpochTicker, TetherEngine};
 use super::host_api::HostState;
 use super::wit;
@@ -117,7 +117,7 @@ impl CodeSlot {
 /// A large component waiting for its optimized code.
 struct Job {
     id: String,
-    component: Vec<u8>,
+    component: bytes::Bytes,
     digest: super::cache::ComponentDigest,
     /// Loads of it that are still alive, to be given the optimized code.
     slot: Weak<CodeSlot>,
@@ -167,14 +167,14 @@ impl Optimizer {
     pub(crate) fn queue(
         &self,
         id: &str,
-        component: &[u8],
+        component: bytes::Bytes,
         digest: super::cache::ComponentDigest,
         slot: &Arc<CodeSlot>,
     ) {
         *self.pending.count() += 1;
         let job = Job {
             id: id.to_string(),
-            component: component.to_vec(),
+            component,
             digest,
             slot: Arc::downgrade(slot),
         };
@@ -236,10 +236,12 @@ fn run(optimized: &Tier, baseline: &Tier, queue: &Receiver<Job>, pending: &Pendi
 }
 
 fn optimize(optimized: &Tier, job: &Job) -> Result<()> {
-    let (component, _) =
-        optimized
-            .cache
-            .load_or_compile(optimized.engine.engine(), &job.component, &job.digest)?;
+    let (component, _) = optimized.cache.load_or_compile(
+        optimized.engine.engine(),
+        &job.component,
+        &job.digest,
+        Keep::OnDisk,
+    )?;
     // Compiled and cached even when that load is gone: the next one, or
     // the next start, finds it.
     if let Some(slot) = job.slot.upgrade() {

@@ -91,6 +91,24 @@ pub fn run(state: StateRoot, options: ServiceOptions) -> Result<()> {
         &state,
         crate::runtime::Tiering::Background,
     )?);
+    {
+        // Beside the rest of the start, not before it: a call that comes
+        // first loads its own code as it would have anyway.
+        let (state, wasm) = (state.clone(), wasm.clone());
+        let warming = std::thread::Builder::new()
+            .name("tether-warm".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let warmed = crate::extensions::manager::warm(&state, &wasm);
+                tracing::info!(
+                    "code of {warmed} extension(s) loaded in {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1000.0
+                );
+            });
+        if let Err(e) = warming {
+            tracing::debug!("extensions' code is loaded at their first calls: {e}");
+        }
+    }
     let extensions = Manager::with_runtime(state.clone(), wasm.clone())?;
     let loaded = extensions.loaded_cache();
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();
