@@ -315,13 +315,9 @@ pub fn warm(state: &StateRoot, runtime: &Runtime) -> usize {
         let Ok(id) = ExtensionId::parse(&record.id) else {
             continue;
         };
-        let path = state.extension_dir(&id).join("package.tpkg");
-        let head = std::fs::File::open(&path).ok().and_then(|file| {
-            tether_package::read_head(std::io::BufReader::new(file), ReadLimits::default())
-                .ok()
-                .flatten()
-        });
-        let Some(head) = head else { continue };
+        let Some(head) = installed_head(state, &id) else {
+            continue;
+        };
         // Only a package its load would accept: the same check, done twice
         // for a few kilobytes, spares deserializing code nobody may call.
         let trusted = trust.as_ref().is_some_and(|t| {
@@ -336,6 +332,17 @@ pub fn warm(state: &StateRoot, runtime: &Runtime) -> usize {
         }
     }
     warmed
+}
+
+/// The manifest and signature of an installed package, read without its
+/// component; none for a package without them first (written before
+/// packages carried them there) or that cannot be read.
+fn installed_head(state: &StateRoot, id: &ExtensionId) -> Option<tether_package::Head> {
+    let path = state.extension_dir(id).join("package.tpkg");
+    let file = std::fs::File::open(path).ok()?;
+    tether_package::read_head(std::io::BufReader::new(file), ReadLimits::default())
+        .ok()
+        .flatten()
 }
 
 /// One installed extension's record, read without starting a runtime or
@@ -464,13 +471,7 @@ impl Manager {
     /// component the signed manifest names: a restart then reads a few
     /// kilobytes of an 18 MB package, not all of it.
     fn load_installed(&self, id: &ExtensionId) -> Result<LoadedExtension> {
-        let path = self.state.extension_dir(id).join("package.tpkg");
-        let head = std::fs::File::open(&path).ok().and_then(|file| {
-            tether_package::read_head(std::io::BufReader::new(file), ReadLimits::default())
-                .ok()
-                .flatten()
-        });
-        let Some(head) = head else {
+        let Some(head) = installed_head(&self.state, id) else {
             let package = self.installed_package(id)?;
             let manifest = package.manifest.clone();
             return self.load(id, &manifest, move || Ok(package.component));
