@@ -607,8 +607,9 @@ fn the_control_socket_serves_root_only_and_runs_reload_invoke_and_disconnect() -
     std::fs::write(&file, &text)?;
     assert!(tether(h).args(["service", "reload"]).status()?.success());
 
-    // Invoke runs in the service, on its one runtime: the extension is
-    // loaded (read from the disk cache, verified) once and kept loaded.
+    // Invoke runs in the service, on its one runtime: the extension's code
+    // is read from the disk cache once (as the service starts, or by the
+    // first call if that comes first), and the extension is kept loaded.
     for _ in 0..3 {
         let out = tether(h)
             .args(["extension", "invoke", "Contoso/Hello", "greet", "service"])
@@ -620,7 +621,12 @@ fn the_control_socket_serves_root_only_and_runs_reload_invoke_and_disconnect() -
     let components = &status["live"]["extensionRuntime"]["components"];
     assert_eq!(components["loadedFromDisk"], 1, "{status}");
     assert_eq!(components["compiled"], 0, "{status}");
-    assert_eq!(components["fromMemory"], 0, "no second load: {status}");
+    // At most the first call takes the code the start loaded; the later
+    // calls reuse the loaded extension and ask the cache for nothing.
+    assert!(
+        components["fromMemory"].as_u64().is_some_and(|n| n <= 1),
+        "no second load: {status}"
+    );
     let log = std::fs::read_to_string(h.join("logs/tether.log"))?;
     assert!(
         log.contains("invoke Contoso/Hello greet"),
