@@ -389,7 +389,10 @@ fn new_assignment(cloud: &Cloud, body: RoleBody) -> Result<RoleAssignment> {
         role,
         scope: body.scope.trim_end_matches('/').to_string(),
     };
-    cloud.write(|m| m.role_assignments.push(assignment.clone()));
+    cloud.write(|m| {
+        m.role_assignments
+            .insert(assignment.key(), assignment.clone())
+    });
     Ok(assignment)
 }
 
@@ -482,13 +485,13 @@ struct AdvanceBody {
 }
 
 async fn advance_clock(State(cloud): State<Arc<Cloud>>, Json(body): Json<AdvanceBody>) -> Response {
-    cloud.write(|m| m.clock_offset += body.seconds);
+    cloud.write(|m| m.meta.clock_offset += body.seconds);
     clock(State(cloud)).await
 }
 
 async fn clock(State(cloud): State<Arc<Cloud>>) -> Response {
     let now = cloud.now();
-    Json(json!({"now": now, "time": util::rfc3339(now), "offsetSeconds": cloud.read(|m| m.clock_offset)})).into_response()
+    Json(json!({"now": now, "time": util::rfc3339(now), "offsetSeconds": cloud.read(|m| m.meta.clock_offset)})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -576,18 +579,15 @@ async fn machines(State(cloud): State<Arc<Cloud>>) -> Response {
         m.machines
             .values()
             .map(|r| {
+                let key = r.resource.id.to_ascii_lowercase();
                 let exts: Vec<Value> = m
-                    .extensions
-                    .values()
-                    .filter(|e| e.machine == r.resource.id.to_ascii_lowercase())
+                    .extensions_of(&key)
                     .map(|e| json!(crate::arm::view_extension(e)))
                     .collect();
-                let metrics = m.metrics.get(&r.resource.id.to_ascii_lowercase());
+                let metrics = m.metrics.get(&key);
                 // Each extension's latest document, by its resource name.
                 let documents: serde_json::Map<String, Value> = m
-                    .extensions
-                    .values()
-                    .filter(|e| e.machine == r.resource.id.to_ascii_lowercase())
+                    .extensions_of(&key)
                     .filter_map(|e| Some((e.resource.name.clone(), e.last_report.as_ref()?.document.clone()?)))
                     .collect();
                 json!({"machine": crate::arm::view_machine(r, now), "lastHeartbeat": r.last_heartbeat, "extensions": exts, "metrics": metrics, "documents": documents})
@@ -709,6 +709,6 @@ async fn bootstrap(
         "administrator": admin,
         "onboarding": onboarding,
         "user": {"username": user.username, "password": password, "objectId": user.object_id},
-        "metricsKey": cloud.read(|m| m.metrics_key.clone()),
+        "metricsKey": cloud.read(|m| m.meta.metrics_key.clone()),
     })))
 }

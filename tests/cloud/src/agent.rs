@@ -59,7 +59,7 @@ pub async fn heartbeat(
     };
     let now = cloud.now();
     let result = cloud.write(|m| {
-        let sequence = m.extension_sequence;
+        let sequence = m.meta.extension_sequence;
         let record = m.machines.get_mut(&id)?;
         let before = status_of(record, now);
         if before == "Expired" {
@@ -98,9 +98,8 @@ pub async fn desired(State(cloud): State<Arc<Cloud>>, headers: HeaderMap) -> Res
     };
     let body = cloud.read(|m| {
         let extensions = m
-            .extensions
-            .values()
-            .filter(|e| e.machine == id && !e.deleting)
+            .extensions_of(&id)
+            .filter(|e| !e.deleting)
             .map(|e| {
                 let p = &e.resource.properties;
                 let item = m.gallery.get(&crate::gallery::key(
@@ -124,7 +123,7 @@ pub async fn desired(State(cloud): State<Arc<Cloud>>, headers: HeaderMap) -> Res
             })
             .collect();
         DesiredExtensions {
-            sequence: m.extension_sequence,
+            sequence: m.meta.extension_sequence,
             extensions,
         }
     });

@@ -840,8 +840,8 @@ pub(crate) fn put_extension(
             .into(),
         );
         ext.properties.protected_settings = None;
-        m.extension_sequence += 1;
-        let sequence = m.extension_sequence;
+        m.meta.extension_sequence += 1;
+        let sequence = m.meta.extension_sequence;
         m.extensions.insert(
             key.clone(),
             ExtensionRecord {
@@ -889,8 +889,8 @@ pub(crate) fn delete_extension(
             .get(&machine_id.to_ascii_lowercase())
             .is_some_and(|r| status_of(r, now) == "Connected");
         let record = m.extensions.get_mut(&key)?;
-        m.extension_sequence += 1;
-        let sequence = m.extension_sequence;
+        m.meta.extension_sequence += 1;
+        let sequence = m.meta.extension_sequence;
         record.deleting = true;
         record.sequence = sequence;
         record.resource.properties.provisioning_state = Some("Deleting".into());
@@ -993,21 +993,22 @@ pub(crate) fn expire_operations(cloud: &Cloud) {
     let now = cloud.now();
     cloud.write(|m| {
         let mut failed = Vec::new();
-        for op in m.operations.values_mut() {
-            if op.status == "InProgress" && now.saturating_sub(op.start) > OPERATION_TIMEOUT {
-                op.status = "Failed".into();
-                op.end = Some(now);
-                op.error = Some(ErrorDetail {
-                    code: "OperationTimedOut".into(),
-                    message: format!(
-                        "The machine did not report the outcome within {} minutes; check that it is connected (its status and last heartbeat), then retry the operation.",
-                        OPERATION_TIMEOUT / 60
-                    ),
-                    target: None,
-                    details: Vec::new(),
-                });
-                failed.push(op.extension.clone());
-            }
+        let late = m.operations.matching_mut(|op| {
+            op.status == "InProgress" && now.saturating_sub(op.start) > OPERATION_TIMEOUT
+        });
+        for op in late {
+            op.status = "Failed".into();
+            op.end = Some(now);
+            op.error = Some(ErrorDetail {
+                code: "OperationTimedOut".into(),
+                message: format!(
+                    "The machine did not report the outcome within {} minutes; check that it is connected (its status and last heartbeat), then retry the operation.",
+                    OPERATION_TIMEOUT / 60
+                ),
+                target: None,
+                details: Vec::new(),
+            });
+            failed.push(op.extension.clone());
         }
         for key in failed {
             if let Some(record) = m.extensions.get_mut(&key) {
@@ -1035,10 +1036,10 @@ pub(crate) fn settle_operations(
     message: &str,
     now: u64,
 ) {
-    for op in model.operations.values_mut() {
-        if op.extension != extension_key || op.status != "InProgress" || op.sequence > sequence {
-            continue;
-        }
+    let answered = model.operations.matching_mut(|op| {
+        op.extension == extension_key && op.status == "InProgress" && op.sequence <= sequence
+    });
+    for op in answered {
         let outcome = match (op.kind, state) {
             (OperationKind::Put, "success" | "warning") => Some(None),
             (OperationKind::Put, "error") => Some(Some(ErrorDetail {

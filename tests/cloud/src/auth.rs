@@ -20,7 +20,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Checks the admin API's credential.
 pub fn admin(cloud: &Cloud, headers: &HeaderMap) -> Result<(), ArmError> {
-    let expected = cloud.read(|m| m.admin_key.clone());
+    let expected = cloud.read(|m| m.meta.admin_key.clone());
     match bearer(headers) {
         Some(given) if crate::util::same(given, &expected) => Ok(()),
         _ => Err(ArmError::new(
@@ -109,7 +109,7 @@ pub fn arm(
         .to_string();
     let scope = scope.to_ascii_lowercase();
     let allowed = cloud.read(|m| {
-        m.role_assignments.iter().any(|a| {
+        m.role_assignments.values().any(|a| {
             a.principal_id == object_id
                 && action.allowed_for(a.role)
                 && (scope == a.scope.to_ascii_lowercase()

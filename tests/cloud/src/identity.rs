@@ -378,7 +378,13 @@ fn verify_assertion(
         return Err(bad("iss and sub must both be the client id".into()));
     }
     let jti = claim("jti");
-    if jti.is_empty() || !cloud.write(|m| m.used_assertions.insert(format!("{client_id}/{jti}"))) {
+    if jti.is_empty()
+        || cloud.write(|m| {
+            m.used_assertions
+                .insert(format!("{client_id}/{jti}"), ())
+                .is_some()
+        })
+    {
         return Err(bad(
             "the assertion's jti is missing or was already used".into()
         ));
@@ -605,9 +611,13 @@ pub(crate) fn settle_device_code(
     object_id: Option<String>,
 ) -> bool {
     cloud.write(|m| {
-        let Some(code) = m.device_codes.values_mut().find(|c| {
-            c.user_code.eq_ignore_ascii_case(user_code) && c.state == PendingState::Pending
-        }) else {
+        let Some(code) = m
+            .device_codes
+            .matching_mut(|c| {
+                c.user_code.eq_ignore_ascii_case(user_code) && c.state == PendingState::Pending
+            })
+            .next()
+        else {
             return false;
         };
         code.state = match object_id {

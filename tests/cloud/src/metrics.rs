@@ -32,7 +32,7 @@ pub async fn ingest(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let key = cloud.read(|m| m.metrics_key.clone());
+    let key = cloud.read(|m| m.meta.metrics_key.clone());
     let presented = crate::auth::bearer(&headers).unwrap_or_default();
     if key.is_empty() || !crate::util::same(presented, &key) {
         return ArmError::new(

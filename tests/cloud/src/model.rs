@@ -1,56 +1,244 @@
 //! What tether-cloud knows: tenants, principals, role assignments,
 //! subscriptions, machines, extensions, operations, pending sign-ins and
-//! the gallery. All of it serializes, so `--state FILE` survives restarts.
+//! the gallery. Each entry is a row of the store (`crate::store`); the
+//! whole of it still reads the JSON state file of earlier versions, which a
+//! start migrates.
 
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+mod table;
+
+pub use table::Table;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
 use tether_cloud_api::arm::{Machine, MachineExtension};
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// Everything tether-cloud holds. In memory it is one value behind one
+/// lock; in the store it is one row per table entry (see
+/// [`Model::written`]), so a change costs the rows it touched.
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Model {
+    #[serde(flatten)]
+    pub meta: Meta,
+    /// The latest measurements by lower-cased machine id.
+    #[serde(default)]
+    pub metrics: Table<crate::metrics::MetricsRecord>,
+    pub tenants: Table<Tenant>,
+    pub users: Table<User>,
+    /// By client (application) id.
+    pub principals: Table<ServicePrincipal>,
+    /// By [`RoleAssignment::key`].
+    #[serde(deserialize_with = "role_assignments")]
+    pub role_assignments: Table<RoleAssignment>,
+    pub subscriptions: Table<Subscription>,
+    /// By lower-cased resource id.
+    pub machines: Table<MachineRecord>,
+    /// By lower-cased resource id (so a machine's are the keys it prefixes).
+    pub extensions: Table<ExtensionRecord>,
+    pub operations: Table<Operation>,
+    /// By lower-cased resource id.
+    #[serde(default)]
+    pub run_commands: Table<RunCommandRecord>,
+    pub device_codes: Table<DeviceCode>,
+    pub auth_codes: Table<AuthCode>,
+    /// Browser sign-ins waiting for an administrator, by id.
+    #[serde(default)]
+    pub pending_sign_ins: Table<PendingSignIn>,
+    /// By SHA-256 of the refresh token.
+    pub refresh_tokens: Table<RefreshGrant>,
+    /// Client-assertion ids already used (replay protection), by
+    /// `client/jti`.
+    #[serde(deserialize_with = "used_assertions")]
+    pub used_assertions: Table<()>,
+    /// By `publisher/name/version`, lower-cased.
+    pub gallery: Table<GalleryItem>,
+    /// The meta row as last stored, to tell whether it changed.
+    #[serde(skip)]
+    stored_meta: Option<Meta>,
+}
+
+/// The model's single values: one row of the store.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
     /// tether-cloud's RSA token signing key (kept, so tokens survive
-    /// restarts), PKCS#8 DER in base64; made at the first start (state
-    /// files from before it get one then).
+    /// restarts), PKCS#8 DER in base64; made at the first start.
     #[serde(default)]
     pub token_key: String,
     pub admin_key: String,
-    /// What the metrics sink asks of who posts (made at the first start;
-    /// state files from before get one then).
+    /// What the metrics sink asks of who posts (made at the first start).
     #[serde(default)]
     pub metrics_key: String,
-    /// The latest measurements by lower-cased machine id.
-    #[serde(default)]
-    pub metrics: BTreeMap<String, crate::metrics::MetricsRecord>,
     /// Seconds the admin API has moved the clock forward.
     pub clock_offset: u64,
-    pub tenants: BTreeMap<String, Tenant>,
-    pub users: BTreeMap<String, User>,
-    /// By client (application) id.
-    pub principals: BTreeMap<String, ServicePrincipal>,
-    pub role_assignments: Vec<RoleAssignment>,
-    pub subscriptions: BTreeMap<String, Subscription>,
-    /// By lower-cased resource id.
-    pub machines: BTreeMap<String, MachineRecord>,
-    /// By lower-cased resource id.
-    pub extensions: BTreeMap<String, ExtensionRecord>,
-    pub operations: BTreeMap<String, Operation>,
-    /// By lower-cased resource id.
-    #[serde(default)]
-    pub run_commands: BTreeMap<String, RunCommandRecord>,
-    pub device_codes: BTreeMap<String, DeviceCode>,
-    pub auth_codes: BTreeMap<String, AuthCode>,
-    /// Browser sign-ins waiting for an administrator, by id.
-    #[serde(default)]
-    pub pending_sign_ins: BTreeMap<String, PendingSignIn>,
-    /// By SHA-256 of the refresh token.
-    pub refresh_tokens: BTreeMap<String, RefreshGrant>,
-    /// Client-assertion ids already used (replay protection).
-    pub used_assertions: BTreeSet<String>,
-    /// By `publisher/name/version`, lower-cased.
-    pub gallery: BTreeMap<String, GalleryItem>,
     /// Raised whenever any machine's desired extensions change.
     pub extension_sequence: u64,
+}
+
+/// One row as the store keeps it: a table, a key, and the entry as JSON
+/// (`None`: the entry was removed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub table: &'static str,
+    pub key: String,
+    pub doc: Option<String>,
+}
+
+/// The table the single values are kept in, under [`META_KEY`].
+pub const META_TABLE: &str = "meta";
+pub const META_KEY: &str = "model";
+
+/// A table as the store sees it: rows of JSON.
+trait StoredTable {
+    fn drain(&mut self, table: &'static str, into: &mut Vec<Row>) -> serde_json::Result<()>;
+    fn load(&mut self, key: String, doc: Option<&str>) -> serde_json::Result<()>;
+    fn mark_all_written(&mut self);
+    fn forget_written(&mut self);
+}
+
+impl<V: Serialize + DeserializeOwned> StoredTable for Table<V> {
+    fn drain(&mut self, table: &'static str, into: &mut Vec<Row>) -> serde_json::Result<()> {
+        for (key, row) in self.drain_written() {
+            let doc = row.map(serde_json::to_string).transpose()?;
+            into.push(Row { table, key, doc });
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, key: String, doc: Option<&str>) -> serde_json::Result<()> {
+        let value = doc.map(serde_json::from_str).transpose()?;
+        Table::load(self, key, value);
+        Ok(())
+    }
+
+    fn mark_all_written(&mut self) {
+        Table::mark_all_written(self);
+    }
+
+    fn forget_written(&mut self) {
+        self.drain_written().for_each(drop);
+    }
+}
+
+impl Model {
+    /// Every table with the name the store keeps it under: the one list.
+    fn tables(&mut self) -> [(&'static str, &mut dyn StoredTable); 16] {
+        [
+            ("metrics", &mut self.metrics),
+            ("tenants", &mut self.tenants),
+            ("users", &mut self.users),
+            ("principals", &mut self.principals),
+            ("role_assignments", &mut self.role_assignments),
+            ("subscriptions", &mut self.subscriptions),
+            ("machines", &mut self.machines),
+            ("extensions", &mut self.extensions),
+            ("operations", &mut self.operations),
+            ("run_commands", &mut self.run_commands),
+            ("device_codes", &mut self.device_codes),
+            ("auth_codes", &mut self.auth_codes),
+            ("pending_sign_ins", &mut self.pending_sign_ins),
+            ("refresh_tokens", &mut self.refresh_tokens),
+            ("used_assertions", &mut self.used_assertions),
+            ("gallery", &mut self.gallery),
+        ]
+    }
+
+    /// A machine's extensions (by its lower-cased id), found by their keys
+    /// rather than by looking at every extension.
+    pub fn extensions_of<'a>(&'a self, machine: &str) -> impl Iterator<Item = &'a ExtensionRecord> {
+        let prefix = format!("{machine}/extensions/");
+        self.extensions
+            .with_prefix_owned(prefix)
+            .map(|(_, record)| record)
+    }
+
+    /// The name a table is kept under, as this version spells it; `None`
+    /// for a table it does not know (a newer tether-cloud's).
+    pub fn table_name(name: &str) -> Option<&'static str> {
+        if name == META_TABLE {
+            return Some(META_TABLE);
+        }
+        // An empty model costs nothing, and keeps the list in one place.
+        Model::default()
+            .tables()
+            .into_iter()
+            .map(|(table, _)| table)
+            .find(|table| *table == name)
+    }
+
+    /// The rows written since the last call, for the store.
+    pub fn written(&mut self) -> serde_json::Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        if self.stored_meta.as_ref() != Some(&self.meta) {
+            rows.push(Row {
+                table: META_TABLE,
+                key: META_KEY.into(),
+                doc: Some(serde_json::to_string(&self.meta)?),
+            });
+            self.stored_meta = Some(self.meta.clone());
+        }
+        for (table, rows_of) in self.tables() {
+            rows_of.drain(table, &mut rows)?;
+        }
+        Ok(rows)
+    }
+
+    /// Forgets what was written without serializing it: for a model no
+    /// store keeps.
+    pub fn forget_written(&mut self) {
+        for (_, table) in self.tables() {
+            table.forget_written();
+        }
+    }
+
+    /// Counts every row as written: the next [`Self::written`] is the
+    /// whole state (a fresh store, a migration).
+    pub fn mark_all_written(&mut self) {
+        self.stored_meta = None;
+        for (_, table) in self.tables() {
+            table.mark_all_written();
+        }
+    }
+
+    /// Puts back a row as the store holds it (not counted as written).
+    /// A table this version does not know is an error: a newer
+    /// tether-cloud wrote it.
+    pub fn load(&mut self, table: &str, key: String, doc: Option<&str>) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        if table == META_TABLE {
+            if let Some(doc) = doc {
+                self.meta = serde_json::from_str(doc).context("the meta row is damaged")?;
+                self.stored_meta = Some(self.meta.clone());
+            }
+            return Ok(());
+        }
+        let Some((_, rows)) = self.tables().into_iter().find(|(name, _)| *name == table) else {
+            anyhow::bail!(
+                "the store has a table `{table}` this tether-cloud does not know; run a newer tether-cloud"
+            );
+        };
+        rows.load(key.clone(), doc)
+            .with_context(|| format!("the row {table}/{key} is damaged"))
+    }
+}
+
+/// Role assignments were a list before they were a table.
+fn role_assignments<'de, D: Deserializer<'de>>(d: D) -> Result<Table<RoleAssignment>, D::Error> {
+    let mut table = Table::default();
+    for assignment in Vec::<RoleAssignment>::deserialize(d)? {
+        table.insert(assignment.key(), assignment);
+    }
+    Ok(table)
+}
+
+/// Used assertion ids were a set before they were a table.
+fn used_assertions<'de, D: Deserializer<'de>>(d: D) -> Result<Table<()>, D::Error> {
+    let mut table = Table::default();
+    for id in Vec::<String>::deserialize(d)? {
+        table.insert(id, ());
+    }
+    Ok(table)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +317,19 @@ pub struct RoleAssignment {
     pub role: Role,
     /// `/subscriptions/{id}` or `/subscriptions/{id}/resourceGroups/{rg}`.
     pub scope: String,
+}
+
+impl RoleAssignment {
+    /// One assignment of a role to a principal at a scope: assigning it
+    /// again changes nothing.
+    pub fn key(&self) -> String {
+        format!(
+            "{}|{:?}|{}",
+            self.principal_id,
+            self.role,
+            self.scope.to_ascii_lowercase()
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

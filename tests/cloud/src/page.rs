@@ -22,9 +22,7 @@ pub async fn index(State(cloud): State<Arc<Cloud>>) -> Html<String> {
             .iter()
             .map(|(key, r)| {
                 let extensions: Vec<String> = m
-                    .extensions
-                    .values()
-                    .filter(|e| &e.machine == key)
+                    .extensions_of(key)
                     .map(|e| {
                         let v = view_extension(e);
                         let mut status = v

@@ -20,6 +20,7 @@ mod metrics;
 mod model;
 mod page;
 mod run_commands;
+mod store;
 mod tls;
 mod util;
 
@@ -41,8 +42,9 @@ pub use faults::{Fault, RequestRecord};
 #[derive(Debug, Clone)]
 pub struct CloudConfig {
     pub listen: SocketAddr,
-    /// Persist the state here (atomically, after every change) and load it
-    /// at start.
+    /// Keep the state in this SQLite database (created if missing; a JSON
+    /// state file of an earlier tether-cloud is migrated) and serve what it
+    /// holds; `None` keeps it in memory only.
     pub state_file: Option<PathBuf>,
     /// Items per page of ARM lists.
     pub page_size: usize,
@@ -71,6 +73,7 @@ pub(crate) struct Cloud {
     /// The RSA key tokens are signed with, and its certificate.
     pub key: keys::TokenKey,
     model: Mutex<Model>,
+    store: store::Store,
     pub faults: faults::Faults,
 }
 
@@ -78,21 +81,26 @@ impl Cloud {
     /// Seconds since the epoch, on the cloud's clock (which the admin API
     /// can move forward).
     pub fn now(&self) -> u64 {
-        util::real_now() + self.read(|m| m.clock_offset)
+        util::real_now() + self.read(|m| m.meta.clock_offset)
     }
 
     pub fn read<R>(&self, f: impl FnOnce(&Model) -> R) -> R {
         f(&self.lock())
     }
 
-    /// Changes the model, then persists it when a state file is set.
+    /// Changes the model and queues what changed for the store; the answer
+    /// to the request waits until it is durable
+    /// (`store::acknowledge_when_durable`).
     pub fn write<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
         let mut model = self.lock();
         let result = f(&mut model);
-        if let Some(path) = &self.config.state_file
-            && let Err(e) = persist(path, &model)
-        {
-            tracing::error!("could not persist the state to {}: {e:#}", path.display());
+        if !self.store.persistent() {
+            model.forget_written();
+            return result;
+        }
+        match model.written() {
+            Ok(rows) => self.store.enqueue(rows),
+            Err(e) => tracing::error!("could not serialize a change for the store: {e}"),
         }
         result
     }
@@ -134,38 +142,6 @@ impl Cloud {
             gallery: format!("{}/gallery", self.base_url),
         }
     }
-}
-
-fn persist(path: &std::path::Path, model: &Model) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(model)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)?;
-    Ok(())
-}
-
-fn load_or_create(path: Option<&PathBuf>) -> Result<Model> {
-    if let Some(path) = path
-        && path.exists()
-    {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
-        return serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{} is not a tether-cloud state file (start with another --state, or remove it to start afresh)",
-                path.display()
-            )
-        });
-    }
-    Ok(Model {
-        admin_key: util::secret(32),
-        ..Model::default()
-    })
 }
 
 /// A tether-cloud serving on a background task.
@@ -296,31 +272,36 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{addr}");
-    let model = load_or_create(config.state_file.as_ref())?;
-    let mut model = model;
-    if model.token_key.is_empty() {
+    let (store, mut model) = store::Store::open(config.state_file.as_deref())?;
+    let meta = &mut model.meta;
+    if meta.admin_key.is_empty() {
+        meta.admin_key = util::secret(32);
+    }
+    if meta.token_key.is_empty() {
         use base64::Engine as _;
-        model.token_key = base64::engine::general_purpose::STANDARD.encode(keys::generate_pkcs8()?);
+        meta.token_key = base64::engine::general_purpose::STANDARD.encode(keys::generate_pkcs8()?);
     }
     let token_key = {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD
-            .decode(&model.token_key)
-            .context("the state file's signing key is damaged")?
+            .decode(&meta.token_key)
+            .context("the state's signing key is damaged")?
     };
-    if model.metrics_key.is_empty() {
-        model.metrics_key = util::secret(32);
+    if meta.metrics_key.is_empty() {
+        meta.metrics_key = util::secret(32);
     }
-    let admin_key = model.admin_key.clone();
+    let admin_key = meta.admin_key.clone();
     let cloud = Arc::new(Cloud {
         base_url: base_url.clone(),
         key: keys::TokenKey::from_pkcs8(&token_key)?,
         model: Mutex::new(model),
+        store,
         faults: faults::Faults::default(),
         config,
     });
-    // Write the state file at once, so a fresh one exists from the start.
+    // The keys made now are kept before anything is served.
     cloud.write(|_| ());
+    cloud.store.flush()?;
     let app = router(cloud);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -392,6 +373,10 @@ fn router(cloud: Arc<Cloud>) -> Router {
             get(gallery::download),
         )
         .nest("/admin", admin::router(cloud.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            cloud.clone(),
+            store::acknowledge_when_durable,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             cloud.clone(),
             faults::middleware,

@@ -1,0 +1,244 @@
+//! Where tether-cloud's state is kept: one interface, [`Backend`], and its
+//! implementations (SQLite, the embedded default, in `sqlite`).
+//!
+//! The model stays in memory, behind one lock, and is the state requests
+//! read. A change is the rows it touched (`Model::written`), queued in
+//! order under that lock; one writer thread commits whatever is queued in
+//! one transaction (group commit: many requests, one fsync), and an answer
+//! leaves only once everything written before it is durable
+//! ([`acknowledge_when_durable`]). So every acknowledged write survives a
+//! `kill -9`, and the disk's sync rate is shared by every request in flight
+//! rather than paid by each.
+
+mod sqlite;
+
+use crate::model::{Model, Row};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
+
+/// A place the model's rows are kept.
+pub(crate) trait Backend: Send {
+    /// Every row, to build the model at start.
+    fn load(&mut self) -> Result<Vec<Row>>;
+    /// Writes `rows` (a later row of the same key wins) in one
+    /// transaction, durable when this returns.
+    fn commit(&mut self, rows: &[Row]) -> Result<()>;
+}
+
+/// How long an answer waits for its writes to be durable before it is
+/// refused as unavailable (the writer keeps retrying them).
+const DURABLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// The writes in flight, numbered in the order they were made.
+#[derive(Default)]
+struct Queue {
+    rows: Vec<Row>,
+    /// The number of the last write queued.
+    enqueued: u64,
+    stopping: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    /// The number of the last write that is durable.
+    durable: tokio::sync::watch::Sender<u64>,
+}
+
+/// The store of a running tether-cloud: in memory only, or a backend
+/// written by its own thread.
+pub(crate) struct Store {
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Store {
+    /// Opens the state at `path` (a SQLite database; a JSON state file of
+    /// an earlier tether-cloud is migrated into one first) or, without a
+    /// path, keeps nothing beyond this process. Returns the model it holds.
+    pub fn open(path: Option<&Path>) -> Result<(Store, Model)> {
+        let Some(path) = path else {
+            return Ok((Self::start(None)?, Model::default()));
+        };
+        let mut backend = sqlite::Sqlite::open_or_migrate(path)?;
+        let mut model = Model::default();
+        for row in backend.load()? {
+            model
+                .load(row.table, row.key, row.doc.as_deref())
+                .with_context(|| format!("could not read the state in {}", path.display()))?;
+        }
+        let store = Self::start(Some(Box::new(backend)))?;
+        Ok((store, model))
+    }
+
+    fn start(backend: Option<Box<dyn Backend>>) -> Result<Store> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            durable: tokio::sync::watch::Sender::new(0),
+        });
+        let writer = match backend {
+            Some(backend) => {
+                let shared = shared.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("tether-cloud-store".into())
+                        .spawn(move || write_loop(&shared, backend))
+                        .context("could not start the store's writer thread")?,
+                )
+            }
+            None => None,
+        };
+        Ok(Store { shared, writer })
+    }
+
+    /// Whether anything outlives this process.
+    pub fn persistent(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Queues one change's rows; called under the model's lock, so the
+    /// queue is in the order the changes were made.
+    pub fn enqueue(&self, rows: Vec<Row>) {
+        if rows.is_empty() {
+            return;
+        }
+        let mut queue = self.queue();
+        queue.rows.extend(rows);
+        queue.enqueued += 1;
+        if !self.persistent() {
+            // Nothing keeps it: it is as durable as it will be.
+            queue.rows.clear();
+            self.shared.durable.send_replace(queue.enqueued);
+            return;
+        }
+        self.shared.wake.notify_one();
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until every write queued so far is durable.
+    pub async fn durable(&self) -> Result<()> {
+        let target = self.queue().enqueued;
+        let mut durable = self.shared.durable.subscribe();
+        match tokio::time::timeout(DURABLE_WITHIN, durable.wait_for(|d| *d >= target)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => anyhow::bail!("the store's writer stopped"),
+            Err(_) => anyhow::bail!(
+                "the state could not be written within {} s",
+                DURABLE_WITHIN.as_secs()
+            ),
+        }
+    }
+
+    /// Waits (blocking) until every write queued so far is durable: for
+    /// the start, before anything is served.
+    pub fn flush(&self) -> Result<()> {
+        let target = self.queue().enqueued;
+        let mut durable = self.shared.durable.subscribe();
+        let deadline = std::time::Instant::now() + DURABLE_WITHIN;
+        while *durable.borrow_and_update() < target {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the state could not be written within {} s",
+                DURABLE_WITHIN.as_secs()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.queue().stopping = true;
+        self.shared.wake.notify_one();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread: commits what is queued, all of it at once, until the
+/// store is dropped and the queue is empty.
+fn write_loop(shared: &Shared, mut backend: Box<dyn Backend>) {
+    let mut failed: Vec<Row> = Vec::new();
+    let mut failed_through = 0;
+    loop {
+        let (mut rows, through, stopping) = {
+            let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            while queue.rows.is_empty() && failed.is_empty() && !queue.stopping {
+                queue = shared
+                    .wake
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            (
+                std::mem::take(&mut queue.rows),
+                queue.enqueued,
+                queue.stopping,
+            )
+        };
+        if rows.is_empty() && failed.is_empty() {
+            return;
+        }
+        // What failed last time goes first: a newer row of the same key
+        // comes after it and wins.
+        if !failed.is_empty() {
+            failed.append(&mut rows);
+            rows = std::mem::take(&mut failed);
+        }
+        let through = through.max(failed_through);
+        match backend.commit(&rows) {
+            Ok(()) => {
+                shared.durable.send_replace(through);
+            }
+            Err(e) => {
+                tracing::error!("could not write the state (retrying): {e:#}");
+                failed = rows;
+                failed_through = through;
+                if stopping {
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Holds each answer until what it (and everything before it) wrote is
+/// durable; an answer whose writes cannot be made durable becomes a 503.
+pub(crate) async fn acknowledge_when_durable(
+    axum::extract::State(cloud): axum::extract::State<Arc<crate::Cloud>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let response = next.run(request).await;
+    match cloud.store.durable().await {
+        Ok(()) => response,
+        Err(e) => {
+            tracing::error!("refusing an answer whose writes are not durable: {e:#}");
+            crate::errors::ArmError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "StateNotWritten",
+                "tether-cloud could not write its state to its store; the change may not have been kept. Retry later.",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The file an earlier tether-cloud's JSON state is kept as once migrated.
+pub(crate) fn migrated_json(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".json-before-sqlite");
+    PathBuf::from(name)
+}
