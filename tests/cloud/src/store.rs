@@ -242,3 +242,85 @@ pub(crate) fn migrated_json(path: &Path) -> PathBuf {
     name.push(".json-before-sqlite");
     PathBuf::from(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A backend whose commits wait for the test to let them through, and
+    /// whose first `fail` commits fail.
+    #[derive(Clone, Default)]
+    struct Gated {
+        open: Arc<(Mutex<bool>, Condvar)>,
+        committed: Arc<Mutex<Vec<Row>>>,
+        fail: Arc<Mutex<u32>>,
+    }
+
+    impl Gated {
+        fn open(&self) {
+            let (open, changed) = &*self.open;
+            *open.lock().unwrap_or_else(PoisonError::into_inner) = true;
+            changed.notify_all();
+        }
+
+        fn committed(&self) -> Vec<Row> {
+            self.committed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }
+    }
+
+    impl Backend for Gated {
+        fn load(&mut self) -> Result<Vec<Row>> {
+            Ok(Vec::new())
+        }
+
+        fn commit(&mut self, rows: &[Row]) -> Result<()> {
+            let (open, changed) = &*self.open;
+            let mut is_open = open.lock().unwrap_or_else(PoisonError::into_inner);
+            while !*is_open {
+                is_open = changed
+                    .wait(is_open)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            let mut fail = self.fail.lock().unwrap_or_else(PoisonError::into_inner);
+            if *fail > 0 {
+                *fail -= 1;
+                anyhow::bail!("the disk is full");
+            }
+            self.committed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend_from_slice(rows);
+            Ok(())
+        }
+    }
+
+    fn row(key: &str, doc: &str) -> Row {
+        Row {
+            table: "machines",
+            key: key.into(),
+            doc: Some(doc.into()),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_acknowledged_only_once_committed() -> Result<()> {
+        let backend = Gated::default();
+        *backend.fail.lock().unwrap_or_else(PoisonError::into_inner) = 1;
+        let store = Store::start(Some(Box::new(backend.clone())))?;
+        store.enqueue(vec![row("a", "1")]);
+        store.enqueue(vec![row("a", "2"), row("b", "1")]);
+        let waiting = tokio::time::timeout(Duration::from_millis(300), store.durable()).await;
+        assert!(waiting.is_err(), "acknowledged before it was committed");
+        assert!(backend.committed().is_empty());
+        // The first commit fails and is retried with what came since.
+        backend.open();
+        store.durable().await?;
+        let committed = backend.committed();
+        assert_eq!(committed.last(), Some(&row("b", "1")), "{committed:?}");
+        assert!(committed.contains(&row("a", "2")), "{committed:?}");
+        Ok(())
+    }
+}

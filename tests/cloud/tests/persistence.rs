@@ -75,3 +75,261 @@ fn state_survives_a_restart() -> Result<()> {
     assert_eq!(std::fs::read(&file)?, b"{ not json");
     Ok(())
 }
+
+/// The demo world in `fixtures/state-round1.json`, a JSON state file as
+/// tether-cloud wrote it before it kept its state in SQLite: one machine
+/// (`legacy-1`) with an extension (`hello`) assigned.
+mod round1 {
+    pub const ADMIN_KEY: &str = "JS2LKwDqSJNgCDxm3ikx-B93lxh2rq06kxYZfiVOFiA";
+    pub const TENANT: &str = "a1cda789-1d6a-4d50-9d4c-567d96031c62";
+    pub const SUBSCRIPTION: &str = "e1054dbc-35dc-4f54-a756-213cee91b3f1";
+    pub const ADMINISTRATOR: &str = "fbaa9ca0-6f30-4c48-bda7-811c1bd4c57f";
+    pub const ADMINISTRATOR_SECRET: &str = "x5GopEsx-b7M8v9wgU5bpDFfZ0wDXijlTAESOboh";
+}
+
+fn client() -> Result<reqwest::blocking::Client> {
+    // This test's own client (reqwest without a default provider).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(reqwest::blocking::Client::builder().no_proxy().build()?)
+}
+
+fn admin_token(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    tenant: &str,
+    id: &str,
+    secret: &str,
+) -> Result<String> {
+    let body: Value = http
+        .post(format!("{url}/{tenant}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+            ("scope", &format!("{url}/.default")),
+        ])
+        .send()?
+        .json()?;
+    body["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no token: {body}"))
+}
+
+#[test]
+fn a_json_state_of_an_earlier_version_is_migrated_and_kept_beside() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("cloud.state");
+    let json = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/state-round1.json"
+    ))?;
+    std::fs::write(&file, &json)?;
+    let config = || CloudConfig {
+        state_file: Some(file.clone()),
+        ..CloudConfig::default()
+    };
+    let mut written: Vec<String> = Vec::new();
+    for start in ["migrating", "from the database"] {
+        let cloud = tether_cloud::BackgroundCloud::start(config())?;
+        assert_eq!(cloud.admin_key, round1::ADMIN_KEY, "{start}");
+        let http = client()?;
+        // The principal's secret, its role assignment and the machine all
+        // came across.
+        let token = admin_token(
+            &http,
+            &cloud.url,
+            round1::TENANT,
+            round1::ADMINISTRATOR,
+            round1::ADMINISTRATOR_SECRET,
+        )?;
+        let machine = format!(
+            "{}/subscriptions/{}/resourceGroups/demo/providers/Microsoft.HybridCompute/machines/legacy-1",
+            cloud.url,
+            round1::SUBSCRIPTION
+        );
+        let got = http
+            .get(format!("{machine}?{API}"))
+            .bearer_auth(&token)
+            .send()?;
+        assert_eq!(got.status(), 200, "{start}");
+        let got: Value = got.json()?;
+        assert_eq!(
+            got["properties"]["vmId"],
+            "11111111-2222-3333-4444-555555555555"
+        );
+        let extension: Value = http
+            .get(format!("{machine}/extensions/hello?{API}"))
+            .bearer_auth(&token)
+            .send()?
+            .json()?;
+        assert_eq!(
+            extension["properties"]["settings"]["greeting"], "hi",
+            "{extension}"
+        );
+        assert!(extension["properties"].get("protectedSettings").is_none());
+        for earlier in &written {
+            let got = http
+                .get(format!("{}{earlier}?{API}", cloud.url))
+                .bearer_auth(&token)
+                .send()?;
+            assert_eq!(got.status(), 200, "{start}: {earlier}");
+        }
+        // Writes go on from there.
+        let new = format!("{machine}-{}", written.len() + 2);
+        let put = http
+            .put(format!("{new}?{API}"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"location": "local", "properties": {"vmId": support_uuid()}}))
+            .send()?;
+        assert!(put.status().is_success(), "{start}: {}", put.text()?);
+        written.push(new.replace(&cloud.url, "").clone());
+        drop(cloud);
+        let head = std::fs::read(&file)?;
+        assert!(
+            head.starts_with(b"SQLite format 3\0"),
+            "{start}: the state is a database now"
+        );
+    }
+    // The JSON is kept as it was, beside it.
+    let mut kept = file.clone().into_os_string();
+    kept.push(".json-before-sqlite");
+    assert_eq!(std::fs::read(kept)?, json);
+    Ok(())
+}
+
+fn support_uuid() -> String {
+    crate::support::uuid()
+}
+
+/// `tether-cloud serve --state FILE --json`, and the line it prints.
+fn serve(file: &std::path::Path, bootstrap: bool) -> Result<(std::process::Child, Value)> {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tether-cloud"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--json", "--state"])
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    if bootstrap {
+        command.arg("--bootstrap");
+    }
+    let mut child = command.spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    match serde_json::from_str(&line) {
+        Ok(info) => Ok((child, info)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("tether-cloud did not start ({e}): {line}")
+        }
+    }
+}
+
+#[test]
+fn every_acknowledged_write_survives_kill_9() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("cloud.db");
+    let (server, info) = serve(&file, true)?;
+    let admin_key = info["adminKey"].clone();
+    let url = info["url"].as_str().unwrap_or_default().to_string();
+    let demo = &info["demo"];
+    let http = client()?;
+    let token = admin_token(
+        &http,
+        &url,
+        demo["tenantId"].as_str().unwrap_or_default(),
+        demo["administrator"]["clientId"]
+            .as_str()
+            .unwrap_or_default(),
+        demo["administrator"]["secret"].as_str().unwrap_or_default(),
+    )?;
+    let machines = format!(
+        "/subscriptions/{}/resourceGroups/demo/providers/Microsoft.HybridCompute/machines",
+        demo["subscriptionId"].as_str().unwrap_or_default()
+    );
+    // Four writers at once (creating machines, then changing one tag over
+    // and over), each noting what was acknowledged; the writer that gets
+    // the 200th answer kills the server at once, while the others' writes
+    // are in flight.
+    let acknowledged = std::sync::Mutex::new(Vec::<(String, u64)>::new());
+    let killer = std::sync::Mutex::new(Some(server));
+    std::thread::scope(|scope| {
+        for writer in 0..4 {
+            let (http, url, token, machines, acknowledged, killer) =
+                (&http, &url, &token, &machines, &acknowledged, &killer);
+            scope.spawn(move || {
+                for n in 0u64.. {
+                    let name = format!("w{writer}-{}", n.min(9));
+                    let put = http
+                        .put(format!("{url}{machines}/{name}?{API}"))
+                        .bearer_auth(token)
+                        .json(&serde_json::json!({
+                            "location": "local",
+                            "properties": {"vmId": format!("00000000-0000-0000-0000-{writer:04}{:08}", n.min(9))},
+                            "tags": {"n": n.to_string()},
+                        }))
+                        .send();
+                    let Ok(answer) = put else { return };
+                    if !answer.status().is_success() {
+                        return;
+                    }
+                    let Ok(mut acked) = acknowledged.lock() else { return };
+                    acked.push((name, n));
+                    if acked.len() >= 200
+                        && let Some(mut server) = killer.lock().ok().and_then(|mut s| s.take())
+                    {
+                        let _ = server.kill();
+                        let _ = server.wait();
+                    }
+                }
+            });
+        }
+    });
+    anyhow::ensure!(
+        killer.lock().map(|s| s.is_none()).unwrap_or(false),
+        "the writers stopped before the server was killed"
+    );
+    let acknowledged = acknowledged.into_inner().unwrap_or_default();
+    // The last acknowledged tag of every machine is what a restart serves.
+    let mut last = std::collections::BTreeMap::new();
+    for (name, n) in &acknowledged {
+        let entry = last.entry(name.clone()).or_insert(*n);
+        *entry = (*entry).max(*n);
+    }
+    let (mut server, info) = serve(&file, false)?;
+    assert_eq!(info["adminKey"], admin_key);
+    let url = info["url"].as_str().unwrap_or_default().to_string();
+    let token = admin_token(
+        &http,
+        &url,
+        demo["tenantId"].as_str().unwrap_or_default(),
+        demo["administrator"]["clientId"]
+            .as_str()
+            .unwrap_or_default(),
+        demo["administrator"]["secret"].as_str().unwrap_or_default(),
+    )?;
+    for (name, n) in &last {
+        let got = http
+            .get(format!("{url}{machines}/{name}?{API}"))
+            .bearer_auth(&token)
+            .send()?;
+        assert_eq!(got.status(), 200, "{name} was acknowledged, then lost");
+        let got: Value = got.json()?;
+        let kept: u64 = got["tags"]["n"]
+            .as_str()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_default();
+        // A write sent but not yet answered when the kill came may have
+        // been kept too: never less than acknowledged.
+        assert!(kept >= *n, "{name}: acknowledged n={n}, kept n={kept}");
+    }
+    server.kill()?;
+    server.wait()?;
+    Ok(())
+}
