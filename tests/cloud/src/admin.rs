@@ -55,6 +55,7 @@ pub fn router(cloud: Arc<Cloud>) -> Router<Arc<Cloud>> {
         )
         .route("/requests", get(requests).delete(clear_requests))
         .route("/machines", get(machines))
+        .route("/fleet", get(fleet))
         .route("/machines/{*id}", delete(delete_machine))
         .layer(axum::middleware::from_fn_with_state(cloud, require_admin))
 }
@@ -571,6 +572,10 @@ async fn requests(
 async fn clear_requests(State(cloud): State<Arc<Cloud>>) -> Response {
     cloud.faults.clear_requests();
     StatusCode::NO_CONTENT.into_response()
+}
+
+async fn fleet(State(cloud): State<Arc<Cloud>>) -> Response {
+    Json(crate::fleet::summary(&cloud)).into_response()
 }
 
 async fn machines(State(cloud): State<Arc<Cloud>>) -> Response {

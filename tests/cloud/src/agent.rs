@@ -59,7 +59,7 @@ pub async fn heartbeat(
     };
     let now = cloud.now();
     let result = cloud.write(|m| {
-        let sequence = m.meta.extension_sequence;
+        let sequence = m.machine_sequence(&id);
         let record = m.machines.get_mut(&id)?;
         let before = status_of(record, now);
         if before == "Expired" {
@@ -123,7 +123,7 @@ pub async fn desired(State(cloud): State<Arc<Cloud>>, headers: HeaderMap) -> Res
             })
             .collect();
         DesiredExtensions {
-            sequence: m.meta.extension_sequence,
+            sequence: m.machine_sequence(&id),
             extensions,
         }
     });
@@ -159,17 +159,20 @@ pub async fn report(
         let remove = report.state == "removed" && record.deleting;
         record.last_report = Some(report.clone());
         record.reported_at = Some(now);
-        if remove {
-            m.extensions.remove(&key);
-        }
-        settle_operations(
+        let pending = std::mem::take(&mut record.operations);
+        let still = settle_operations(
             m,
-            &key,
+            pending,
             report.sequence,
             &report.state,
             &report.message,
             now,
         );
+        if remove {
+            m.extensions.remove(&key);
+        } else if let Some(record) = m.extensions.get_mut(&key) {
+            record.operations = still;
+        }
         true
     });
     if found {

@@ -232,10 +232,7 @@ fn handle(
         )
     })?;
     let paging = Paging {
-        skip: query
-            .get("$skiptoken")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
+        token: query.get("$skiptoken").map(String::as_str),
         path,
         api_version,
     };
@@ -285,15 +282,12 @@ fn handle(
             auth::arm(cloud, headers, &scope, Action::Read)?;
             let mid = machine_id(&sub, &rg, &machine);
             get_machine(cloud, &mid)?;
-            let prefix = format!("{}/extensions/", mid.to_ascii_lowercase());
             let items: Vec<MachineExtension> = cloud.read(|m| {
-                m.extensions
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(&prefix))
-                    .map(|(_, e)| view_extension(e))
+                m.extensions_of(&mid.to_ascii_lowercase())
+                    .map(view_extension)
                     .collect()
             });
-            Ok(Json(page(cloud, items, &paging)).into_response())
+            Ok(Json(page(cloud, items, &paging)?).into_response())
         }
         (
             Route::Extension {
@@ -429,34 +423,83 @@ fn group(cloud: &Cloud, sub: &str, rg: &str) -> Result<String, ArmError> {
 }
 
 pub(crate) struct Paging<'a> {
-    skip: usize,
+    /// Where the page before ended (opaque to clients, as ARM's is).
+    token: Option<&'a str>,
     path: &'a str,
     api_version: &'a str,
 }
 
-pub(crate) fn page<T: Clone>(cloud: &Cloud, items: Vec<T>, paging: &Paging) -> ListResult<T> {
-    let size = cloud.config.page_size.max(1);
-    let value: Vec<T> = items.iter().skip(paging.skip).take(size).cloned().collect();
-    let next = paging.skip + value.len();
-    let next_link = (next < items.len()).then(|| {
+impl Paging<'_> {
+    fn next_link(&self, cloud: &Cloud, token: &str) -> String {
         format!(
-            "{}{}?api-version={}&$skiptoken={next}",
-            cloud.base_url, paging.path, paging.api_version
+            "{}{}?api-version={}&$skiptoken={token}",
+            cloud.base_url, self.path, self.api_version
         )
-    });
-    ListResult { value, next_link }
+    }
+
+    /// The count of items the pages before skipped, for small lists
+    /// paged by position.
+    fn skipped(&self) -> Result<usize, ArmError> {
+        self.token
+            .map(|t| t.parse().map_err(|_| invalid_skip_token()))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// The key the page before ended at, for lists paged by key.
+    fn after(&self) -> Result<Option<String>, ArmError> {
+        self.token
+            .map(|t| {
+                tether_cloud_api::jwt::b64url_decode(t)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(invalid_skip_token)
+            })
+            .transpose()
+    }
 }
 
+fn invalid_skip_token() -> ArmError {
+    ArmError::bad_request(
+        "InvalidSkipToken",
+        "The $skiptoken is not one this list gave out; start again from the first page.",
+    )
+}
+
+pub(crate) fn page<T: Clone>(
+    cloud: &Cloud,
+    items: Vec<T>,
+    paging: &Paging,
+) -> Result<ListResult<T>, ArmError> {
+    let size = cloud.config.page_size.max(1);
+    let skip = paging.skipped()?;
+    let value: Vec<T> = items.iter().skip(skip).take(size).cloned().collect();
+    let next = skip + value.len();
+    let next_link = (next < items.len()).then(|| paging.next_link(cloud, &next.to_string()));
+    Ok(ListResult { value, next_link })
+}
+
+/// Machines under `prefix`, a page at a time in key order: each page
+/// starts where the last ended, so paging a large fleet costs a page's
+/// worth per page.
 fn list_machines(cloud: &Cloud, prefix: &str, paging: &Paging) -> Result<Response, ArmError> {
     let now = cloud.now();
-    let items: Vec<Machine> = cloud.read(|m| {
-        m.machines
-            .iter()
-            .filter(|(k, _)| k.starts_with(prefix))
+    let size = cloud.config.page_size.max(1);
+    let after = paging.after()?;
+    let (value, next) = cloud.read(|m| {
+        let (rows, more) = m.machines.page(prefix, after.as_deref(), size);
+        let next = rows
+            .last()
+            .filter(|_| more)
+            .map(|(key, _)| tether_cloud_api::jwt::b64url(key.as_bytes()));
+        let value: Vec<Machine> = rows
+            .into_iter()
             .map(|(_, r)| view_machine(r, now))
-            .collect()
+            .collect();
+        (value, next)
     });
-    Ok(Json(page(cloud, items, paging)).into_response())
+    let next_link = next.map(|token| paging.next_link(cloud, &token));
+    Ok(Json(ListResult { value, next_link }).into_response())
 }
 
 /// `Connected`, `Disconnected` or `Expired`, from the last sign of life.
@@ -842,9 +885,16 @@ pub(crate) fn put_extension(
         ext.properties.protected_settings = None;
         m.meta.extension_sequence += 1;
         let sequence = m.meta.extension_sequence;
+        let op_id = util::guid();
+        let mut operations = existing
+            .as_ref()
+            .map(|e| e.operations.clone())
+            .unwrap_or_default();
+        operations.push(op_id.clone());
         m.extensions.insert(
             key.clone(),
             ExtensionRecord {
+                operations,
                 resource: ext,
                 machine: machine_key.clone(),
                 protected_settings: protected,
@@ -857,7 +907,7 @@ pub(crate) fn put_extension(
             },
         );
         let op = Operation {
-            id: util::guid(),
+            id: op_id,
             extension: key.clone(),
             kind: OperationKind::Put,
             sequence,
@@ -909,11 +959,14 @@ pub(crate) fn delete_extension(
             .get(&record.machine)
             .map(|r| r.subscription.clone())
             .unwrap_or_default();
+        let op_id = util::guid();
         if immediate {
             m.extensions.remove(&key);
+        } else {
+            record.operations.push(op_id.clone());
         }
         let op = Operation {
-            id: util::guid(),
+            id: op_id,
             extension: key.clone(),
             kind: OperationKind::Delete,
             sequence,
@@ -1027,19 +1080,29 @@ pub(crate) fn expire_operations(cloud: &Cloud) {
     });
 }
 
-/// Settles the operations a machine's report answers.
+/// Settles the operations (`pending`, the extension's operations in
+/// progress) that a machine's report answers; returns those it leaves in
+/// progress.
 pub(crate) fn settle_operations(
     model: &mut crate::model::Model,
-    extension_key: &str,
+    pending: Vec<String>,
     sequence: u64,
     state: &str,
     message: &str,
     now: u64,
-) {
-    let answered = model.operations.matching_mut(|op| {
-        op.extension == extension_key && op.status == "InProgress" && op.sequence <= sequence
-    });
-    for op in answered {
+) -> Vec<String> {
+    let mut still = Vec::new();
+    for id in pending {
+        let Some(op) = model.operations.get_mut(&id) else {
+            continue;
+        };
+        if op.status != "InProgress" {
+            continue;
+        }
+        if op.sequence > sequence {
+            still.push(id);
+            continue;
+        }
         let outcome = match (op.kind, state) {
             (OperationKind::Put, "success" | "warning") => Some(None),
             (OperationKind::Put, "error") => Some(Some(ErrorDetail {
@@ -1057,8 +1120,10 @@ pub(crate) fn settle_operations(
             })),
             _ => None,
         };
-        if let Some(error) = outcome {
-            op.finish(error, now);
+        match outcome {
+            Some(error) => op.finish(error, now),
+            None => still.push(id),
         }
     }
+    still
 }

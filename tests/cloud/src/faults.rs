@@ -71,7 +71,8 @@ pub struct RequestRecord {
 #[derive(Default)]
 pub struct Faults {
     rules: Mutex<Vec<Fault>>,
-    requests: Mutex<Vec<RequestRecord>>,
+    /// The latest requests, oldest first, at most [`MAX_RECORDS`].
+    requests: Mutex<std::collections::VecDeque<RequestRecord>>,
     next_id: AtomicU64,
     next_seq: AtomicU64,
 }
@@ -131,9 +132,9 @@ impl Faults {
         record.seq = self.next_seq.fetch_add(1, Ordering::SeqCst) + 1;
         let mut requests = lock(&self.requests);
         if requests.len() >= MAX_RECORDS {
-            requests.remove(0);
+            requests.pop_front();
         }
-        requests.push(record);
+        requests.push_back(record);
     }
 }
 

@@ -24,6 +24,49 @@ enum Command {
     Serve(ServeArgs),
     /// Drive a running tether-cloud through its admin API.
     Admin(AdminArgs),
+    /// Impersonate a fleet of machines against a running tether-cloud
+    /// (on this machine): onboard them, heartbeat, fetch extensions,
+    /// report status; print throughput, latency percentiles and errors.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// The running tether-cloud (loopback only).
+    #[arg(
+        long,
+        env = "TETHER_CLOUD_URL",
+        default_value = "http://127.0.0.1:8450"
+    )]
+    url: String,
+    /// The admin key tether-cloud printed when it started.
+    #[arg(long, env = "TETHER_CLOUD_ADMIN_KEY", hide_env_values = true)]
+    admin_key: String,
+    /// The CA certificate of a `serve --tls` cloud.
+    #[arg(long, env = "TETHER_CLOUD_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// How many machines to impersonate (at most 100000).
+    #[arg(long, default_value_t = 100)]
+    agents: usize,
+    /// Each machine's heartbeat interval (10s, 500ms, …).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    interval: std::time::Duration,
+    /// How long they heartbeat once onboarded (at most 1h).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Machines onboarding at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Fetch desired extensions every N heartbeats (and when they change).
+    #[arg(long, default_value_t = 10)]
+    extensions_every: u32,
+    /// Assign an extension (through ARM) to this many of the machines,
+    /// which they fetch and report; all of them unless told.
+    #[arg(long)]
+    assign: Option<usize>,
+    /// Print the report as one JSON document.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -440,6 +483,37 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
+fn simulate(args: SimulateArgs) -> Result<()> {
+    let ca_pem = match &args.ca_cert {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("could not read the CA certificate {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let options = tether_cloud::simulate::Options {
+        url: args.url,
+        admin_key: args.admin_key,
+        ca_pem,
+        agents: args.agents,
+        interval: args.interval,
+        duration: args.duration,
+        concurrency: args.concurrency,
+        extensions_every: args.extensions_every,
+        assign: args.assign.unwrap_or(args.agents),
+    };
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(tether_cloud::simulate::run(options))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -455,6 +529,7 @@ fn main() -> ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(serve(args))),
+        Command::Simulate(args) => simulate(args),
         Command::Admin(args) => admin(args)
             .map(|v| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())),
     };

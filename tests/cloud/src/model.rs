@@ -72,7 +72,8 @@ pub struct Meta {
     pub metrics_key: String,
     /// Seconds the admin API has moved the clock forward.
     pub clock_offset: u64,
-    /// Raised whenever any machine's desired extensions change.
+    /// Raised whenever any machine's desired extensions change: what
+    /// numbers each change (see [`Model::machine_sequence`]).
     pub extension_sequence: u64,
 }
 
@@ -151,6 +152,41 @@ impl Model {
         self.extensions
             .with_prefix_owned(prefix)
             .map(|(_, record)| record)
+    }
+
+    /// The sequence of a machine's desired extensions: the newest change
+    /// to any of them (numbered from one counter, so it moves whenever
+    /// they change, a removal included). Per machine, so that a change
+    /// to one machine's extensions sends no other machine to fetch its own.
+    pub fn machine_sequence(&self, machine: &str) -> u64 {
+        self.extensions_of(machine)
+            .map(|e| e.sequence)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Lists each extension's operations in progress on its record, for
+    /// a state written before records listed them (done once, at load).
+    pub fn index_operations(&mut self) {
+        let unlisted: Vec<(String, String)> = self
+            .operations
+            .values()
+            .filter(|op| {
+                op.status == "InProgress"
+                    && matches!(op.kind, OperationKind::Put | OperationKind::Delete)
+            })
+            .filter(|op| {
+                self.extensions
+                    .get(&op.extension)
+                    .is_some_and(|e| !e.operations.contains(&op.id))
+            })
+            .map(|op| (op.extension.clone(), op.id.clone()))
+            .collect();
+        for (extension, id) in unlisted {
+            if let Some(record) = self.extensions.get_mut(&extension) {
+                record.operations.push(id);
+            }
+        }
     }
 
     /// The name a table is kept under, as this version spells it; `None`
@@ -384,6 +420,10 @@ pub struct ExtensionRecord {
     pub created: Option<u64>,
     #[serde(default)]
     pub modified: Option<u64>,
+    /// Its operations still in progress, which the machine's reports
+    /// settle (found by id, not by looking through every operation).
+    #[serde(default)]
+    pub operations: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

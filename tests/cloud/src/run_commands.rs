@@ -105,7 +105,7 @@ pub(crate) fn list(cloud: &Cloud, machine_id: &str, paging: &Paging) -> Result<R
             .map(|(_, r)| view(r))
             .collect()
     });
-    Ok(Json(page(cloud, items, paging)).into_response())
+    Ok(Json(page(cloud, items, paging)?).into_response())
 }
 
 pub(crate) fn get(cloud: &Cloud, machine_id: &str, name: &str) -> Result<Response, ArmError> {

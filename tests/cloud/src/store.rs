@@ -69,6 +69,7 @@ impl Store {
                 .load(row.table, row.key, row.doc.as_deref())
                 .with_context(|| format!("could not read the state in {}", path.display()))?;
         }
+        model.index_operations();
         let store = Self::start(Some(Box::new(backend)))?;
         Ok((store, model))
     }

@@ -13,6 +13,7 @@ mod arm;
 mod auth;
 mod errors;
 mod faults;
+mod fleet;
 mod gallery;
 mod identity;
 mod keys;
@@ -25,6 +26,7 @@ mod tls;
 mod util;
 
 pub mod client;
+pub mod simulate;
 
 use anyhow::{Context, Result};
 use axum::Router;

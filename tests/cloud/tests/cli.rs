@@ -180,3 +180,70 @@ fn a_tls_cloud_bootstraps_itself_and_admin_trusts_its_ca() -> Result<()> {
     drop(served);
     Ok(())
 }
+
+#[test]
+fn simulate_onboards_a_fleet_that_heartbeats_and_reports_its_extensions() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let state = dir.path().join("cloud.db");
+    let (served, info) = serve(&["--state", &state.display().to_string()])?;
+    let url = info["url"].as_str().unwrap_or_default().to_string();
+    let key = info["adminKey"].as_str().unwrap_or_default().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
+        .args(["simulate", "--url", &url, "--json"])
+        .args(["--agents", "40", "--interval", "200ms", "--duration", "3s"])
+        .env("TETHER_CLOUD_ADMIN_KEY", &key)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(report["onboarded"], 40, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    assert_eq!(report["list"]["machines"], 40, "{report}");
+    assert_eq!(report["assignments"]["count"], 40, "{report}");
+    // Each machine heartbeats about 15 times in 3 s; each fetched the
+    // extension assigned to it and reported it, which ended its operation.
+    let beats = report["heartbeats"]["count"].as_u64().unwrap_or(0);
+    assert!((40 * 8..=40 * 16).contains(&beats), "{report}");
+    assert!(
+        report["extensionFetches"]["count"].as_u64().unwrap_or(0) >= 40,
+        "{report}"
+    );
+    assert!(
+        report["statusReports"]["count"].as_u64().unwrap_or(0) >= 40,
+        "{report}"
+    );
+    assert_eq!(report["fleet"]["machines"], 40, "{report}");
+    assert_eq!(report["fleet"]["connected"], 40, "{report}");
+    assert_eq!(report["fleet"]["extensions"], 40, "{report}");
+    assert_eq!(report["fleet"]["operationsInProgress"], 0, "{report}");
+    for p in ["p50Ms", "p99Ms"] {
+        assert!(
+            report["heartbeats"][p].as_f64().is_some_and(|v| v > 0.0),
+            "{report}"
+        );
+    }
+    drop(served);
+
+    // A load tool aims at this machine only, and says so before it sends
+    // anything.
+    let out = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
+        .args([
+            "simulate",
+            "--url",
+            "http://192.0.2.1:8450",
+            "--agents",
+            "1",
+        ])
+        .env("TETHER_CLOUD_ADMIN_KEY", &key)
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("only loads a tether-cloud on this machine"),
+        "{err}"
+    );
+    Ok(())
+}

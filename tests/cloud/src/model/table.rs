@@ -93,6 +93,29 @@ impl<V> Table<V> {
             .take_while(move |(key, _)| key.starts_with(&prefix))
     }
 
+    /// Up to `size` rows whose key starts with `prefix` and sorts after
+    /// `after` (a page, by the last key of the page before), and whether
+    /// there are more.
+    pub fn page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        size: usize,
+    ) -> (Vec<(&String, &V)>, bool) {
+        use std::ops::Bound;
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after),
+            _ => Bound::Included(prefix),
+        };
+        let mut rows = self
+            .rows
+            .range::<str, _>((start, Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix));
+        let page: Vec<_> = rows.by_ref().take(size).collect();
+        let more = rows.next().is_some();
+        (page, more)
+    }
+
     /// Every key, as written: for a state that is stored whole the first
     /// time (a migration, a fresh store).
     pub fn mark_all_written(&mut self) {
