@@ -58,7 +58,7 @@ struct SimulateArgs {
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
     /// Fetch desired extensions every N heartbeats (and when they change).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 30)]
     extensions_every: u32,
     /// Assign an extension (through ARM) to this many of the machines,
     /// which they fetch and report; all of them unless told.
@@ -74,7 +74,10 @@ struct ServeArgs {
     /// Where to listen (loopback only unless you mean it).
     #[arg(long, default_value = "127.0.0.1:8450")]
     listen: SocketAddr,
-    /// Keep the state in this file (written atomically after every change).
+    /// Keep the state in this SQLite database (created if missing; a JSON
+    /// state file of an earlier tether-cloud is migrated, and kept beside
+    /// it as FILE.json-before-sqlite). Without it, nothing outlives the
+    /// process.
     #[arg(long)]
     state: Option<PathBuf>,
     /// Items per page of ARM lists.
@@ -261,6 +264,9 @@ enum AdminCommand {
     },
     /// List machines with their extensions.
     Machines,
+    /// The fleet at a glance: machines by status, extensions, operations
+    /// in progress, this server's memory.
+    Fleet,
 }
 
 fn json_arg(text: &str, what: &str) -> Result<Value> {
@@ -403,6 +409,7 @@ fn admin(args: AdminArgs) -> Result<Value> {
             }
         }
         AdminCommand::Machines => c.get("/machines"),
+        AdminCommand::Fleet => c.get("/fleet"),
     }
 }
 

@@ -425,6 +425,7 @@ pub async fn run(options: Options) -> Result<Report> {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut agent = agent;
             let mut seen_sequence = None;
+            let mut reported = BTreeMap::new();
             for beat in 0u64.. {
                 ticks.tick().await;
                 if Instant::now() >= until {
@@ -445,7 +446,7 @@ pub async fn run(options: Options) -> Result<Report> {
                 };
                 if beat % u64::from(every) == 0 || seen_sequence != Some(sequence) {
                     seen_sequence = Some(sequence);
-                    reconcile(&run, &agent, &fetches, &reports).await;
+                    reconcile(&run, &agent, &mut reported, &fetches, &reports).await;
                 }
             }
         });
@@ -528,8 +529,16 @@ async fn heartbeat(run: &Run, agent: &Agent, samples: &Samples) -> Result<u64, B
     }
 }
 
-/// Fetches the desired extensions and reports each as running.
-async fn reconcile(run: &Run, agent: &Agent, fetches: &Samples, reports: &Samples) {
+/// Fetches the desired extensions and reports each that changed since
+/// it was last reported (`reported`: name to sequence) as running, as the
+/// agent reports what it applied.
+async fn reconcile(
+    run: &Run,
+    agent: &Agent,
+    reported: &mut BTreeMap<String, u64>,
+    fetches: &Samples,
+    reports: &Samples,
+) {
     let began = Instant::now();
     let answer = run
         .http
@@ -557,6 +566,9 @@ async fn reconcile(run: &Run, agent: &Agent, fetches: &Samples, reports: &Sample
     };
     fetches.record(began.elapsed());
     for extension in desired.extensions {
+        if reported.get(&extension.name) == Some(&extension.sequence) {
+            continue;
+        }
         let report = ExtensionStatusReport {
             sequence: extension.sequence,
             state: "success".into(),
@@ -576,7 +588,10 @@ async fn reconcile(run: &Run, agent: &Agent, fetches: &Samples, reports: &Sample
             .send()
             .await;
         match answer {
-            Ok(answer) if answer.status().is_success() => reports.record(began.elapsed()),
+            Ok(answer) if answer.status().is_success() => {
+                reports.record(began.elapsed());
+                reported.insert(extension.name, extension.sequence);
+            }
             Ok(answer) => run.error("status report", answer.status()),
             Err(e) => run.error(
                 "status report",

@@ -190,7 +190,7 @@ fn simulate_onboards_a_fleet_that_heartbeats_and_reports_its_extensions() -> Res
     let key = info["adminKey"].as_str().unwrap_or_default().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
         .args(["simulate", "--url", &url, "--json"])
-        .args(["--agents", "40", "--interval", "200ms", "--duration", "3s"])
+        .args(["--agents", "60", "--interval", "200ms", "--duration", "3s"])
         .env("TETHER_CLOUD_ADMIN_KEY", &key)
         .output()?;
     assert!(
@@ -199,25 +199,25 @@ fn simulate_onboards_a_fleet_that_heartbeats_and_reports_its_extensions() -> Res
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout)?;
-    assert_eq!(report["onboarded"], 40, "{report}");
+    assert_eq!(report["onboarded"], 60, "{report}");
     assert_eq!(report["errors"], serde_json::json!({}), "{report}");
-    assert_eq!(report["list"]["machines"], 40, "{report}");
-    assert_eq!(report["assignments"]["count"], 40, "{report}");
+    assert_eq!(report["list"]["machines"], 60, "{report}");
+    assert_eq!(report["assignments"]["count"], 60, "{report}");
     // Each machine heartbeats about 15 times in 3 s; each fetched the
     // extension assigned to it and reported it, which ended its operation.
     let beats = report["heartbeats"]["count"].as_u64().unwrap_or(0);
-    assert!((40 * 8..=40 * 16).contains(&beats), "{report}");
+    assert!((60 * 8..=60 * 16).contains(&beats), "{report}");
     assert!(
-        report["extensionFetches"]["count"].as_u64().unwrap_or(0) >= 40,
+        report["extensionFetches"]["count"].as_u64().unwrap_or(0) >= 60,
         "{report}"
     );
     assert!(
-        report["statusReports"]["count"].as_u64().unwrap_or(0) >= 40,
+        report["statusReports"]["count"].as_u64().unwrap_or(0) >= 60,
         "{report}"
     );
-    assert_eq!(report["fleet"]["machines"], 40, "{report}");
-    assert_eq!(report["fleet"]["connected"], 40, "{report}");
-    assert_eq!(report["fleet"]["extensions"], 40, "{report}");
+    assert_eq!(report["fleet"]["machines"], 60, "{report}");
+    assert_eq!(report["fleet"]["connected"], 60, "{report}");
+    assert_eq!(report["fleet"]["extensions"], 60, "{report}");
     assert_eq!(report["fleet"]["operationsInProgress"], 0, "{report}");
     for p in ["p50Ms", "p99Ms"] {
         assert!(
@@ -225,6 +225,20 @@ fn simulate_onboards_a_fleet_that_heartbeats_and_reports_its_extensions() -> Res
             "{report}"
         );
     }
+    // The operator's page counts the fleet and pages through it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::blocking::Client::builder().no_proxy().build()?;
+    let first = http.get(format!("{url}/")).send()?.text()?;
+    assert!(first.contains("60 machines: <b>60 Connected</b>, 0 Disconnected, 0 Expired; 60 extensions, 0 operations in progress"), "{first}");
+    assert_eq!(first.matches("<tr><td>sim-").count(), 50, "{first}");
+    let next = first
+        .split("href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no link to the next page")?;
+    let second = http.get(format!("{url}{next}")).send()?.text()?;
+    assert_eq!(second.matches("<tr><td>sim-").count(), 10, "{second}");
+    assert!(!second.contains("Next 50"), "{second}");
     drop(served);
 
     // A load tool aims at this machine only, and says so before it sends
