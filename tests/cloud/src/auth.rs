@@ -38,8 +38,11 @@ pub fn verify_token(cloud: &Cloud, headers: &HeaderMap, audience: &str) -> Resul
     let token = bearer(headers).ok_or_else(|| {
         unauthenticated("Authentication failed. The 'Authorization' header is missing.".into())
     })?;
-    let claims = Unverified::parse(token)
-        .and_then(|t| t.verify(&cloud.key.signer.public_key(), cloud.now()))
+    let claims = cloud
+        .verified
+        .verify(token, cloud.now(), |now| {
+            Unverified::parse(token).and_then(|t| t.verify(&cloud.key.signer.public_key(), now))
+        })
         .map_err(|e| {
             if e == tether_cloud_api::jwt::JwtError::Expired {
                 ArmError::new(

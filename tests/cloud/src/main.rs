@@ -1,5 +1,11 @@
 //! `tether-cloud`: serve a local control plane, or drive a running one.
 
+// A busy server allocates from every worker and the store's writer at
+// once; mimalloc keeps them from contending, and gives memory back, where
+// glibc's allocator keeps what a burst took.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
@@ -54,9 +60,13 @@ struct SimulateArgs {
     /// How long they heartbeat once onboarded (at most 1h).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     duration: std::time::Duration,
-    /// Machines onboarding at once.
+    /// Machines onboarding (and extensions being assigned) at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Requests in flight at most while heartbeating (the connections the
+    /// fleet opens); a request that waits for one counts the wait.
+    #[arg(long, default_value_t = 256)]
+    connections: usize,
     /// Fetch desired extensions every N heartbeats (and when they change).
     #[arg(long, default_value_t = 30)]
     extensions_every: u32,
@@ -506,6 +516,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
         interval: args.interval,
         duration: args.duration,
         concurrency: args.concurrency,
+        connections: args.connections,
         extensions_every: args.extensions_every,
         assign: args.assign.unwrap_or(args.agents),
     };

@@ -38,8 +38,11 @@ pub struct Options {
     pub interval: Duration,
     /// How long the machines heartbeat once all are onboarded.
     pub duration: Duration,
-    /// Machines onboarding at once.
+    /// Machines onboarding (and extensions being assigned) at once.
     pub concurrency: usize,
+    /// Requests in flight at most, the fleet together: the connections it
+    /// opens. A request waiting for one counts the wait in its latency.
+    pub connections: usize,
     /// A machine fetches its desired extensions every this many heartbeats
     /// (and whenever a heartbeat says they changed).
     pub extensions_every: u32,
@@ -119,6 +122,7 @@ impl Options {
             "--interval must be at least 10ms"
         );
         anyhow::ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
+        anyhow::ensure!(self.connections >= 1, "--connections must be at least 1");
         Ok(url)
     }
 }
@@ -176,6 +180,8 @@ impl Samples {
 
 struct Run {
     http: reqwest::Client,
+    /// One permit per request in flight during the heartbeats.
+    in_flight: tokio::sync::Semaphore,
     base: String,
     tenant: String,
     errors: Mutex<BTreeMap<String, u64>>,
@@ -315,6 +321,7 @@ pub async fn run(options: Options) -> Result<Report> {
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let run = Arc::new(Run {
         http,
+        in_flight: tokio::sync::Semaphore::new(options.connections),
         base: base.clone(),
         tenant: text(&world["tenantId"]),
         errors: Mutex::new(BTreeMap::new()),
@@ -427,11 +434,14 @@ pub async fn run(options: Options) -> Result<Report> {
             let mut seen_sequence = None;
             let mut reported = BTreeMap::new();
             for beat in 0u64.. {
-                ticks.tick().await;
+                let due = ticks.tick().await.into_std();
                 if Instant::now() >= until {
                     return;
                 }
-                let sequence = match heartbeat(&run, &agent, &heartbeats).await {
+                let Ok(_permit) = run.in_flight.acquire().await else {
+                    return;
+                };
+                let sequence = match heartbeat(&run, &agent, due, &heartbeats).await {
                     Ok(sequence) => sequence,
                     Err(Beat::Unauthorized) => {
                         // Its token ran out: sign in again, as the agent does.
@@ -486,15 +496,16 @@ enum Beat {
     Failed,
 }
 
-/// One heartbeat; the extensions' sequence it was answered with.
-async fn heartbeat(run: &Run, agent: &Agent, samples: &Samples) -> Result<u64, Beat> {
+/// One heartbeat, due at `due` (its latency counts from then, waiting for
+/// a connection included); the extensions' sequence it was answered with.
+async fn heartbeat(run: &Run, agent: &Agent, due: Instant, samples: &Samples) -> Result<u64, Beat> {
     let request = HeartbeatRequest {
         agent_version: env!("CARGO_PKG_VERSION").into(),
         service_statuses: json!({"extensionService": {"status": "running"}}),
         agent_configuration: Value::Null,
         extensions: Vec::new(),
     };
-    let began = Instant::now();
+    let began = due;
     let answer = run
         .http
         .post(format!("{}/agent/v1/heartbeat", run.base))

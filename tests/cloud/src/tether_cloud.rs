@@ -24,6 +24,7 @@ mod run_commands;
 mod store;
 mod tls;
 mod util;
+mod verified;
 
 pub mod client;
 pub mod simulate;
@@ -76,6 +77,8 @@ pub(crate) struct Cloud {
     pub key: keys::TokenKey,
     model: Mutex<Model>,
     store: store::Store,
+    /// Tokens already verified, so a heartbeat checks no RSA signature.
+    pub verified: verified::VerifiedTokens,
     pub faults: faults::Faults,
 }
 
@@ -298,6 +301,7 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
         key: keys::TokenKey::from_pkcs8(&token_key)?,
         model: Mutex::new(model),
         store,
+        verified: verified::VerifiedTokens::default(),
         faults: faults::Faults::default(),
         config,
     });
