@@ -1040,11 +1040,19 @@ fn operation(
 /// never answers (offline for good, or it never had what was asked).
 pub const OPERATION_TIMEOUT: u64 = 30 * 60;
 
+/// How long a finished operation's outcome can still be asked for.
+/// Without a bound every extension change of a fleet would be kept
+/// forever.
+pub const OPERATION_RETENTION: u64 = 24 * 3600;
+
 /// Fails the operations that waited longer than [`OPERATION_TIMEOUT`]
+/// and forgets those finished more than [`OPERATION_RETENTION`] ago
 /// (tether-cloud's clock, which the admin API can move).
 pub(crate) fn expire_operations(cloud: &Cloud) {
     let now = cloud.now();
     cloud.write(|m| {
+        m.operations
+            .retain(|_, op| op.end.is_none_or(|end| now.saturating_sub(end) < OPERATION_RETENTION));
         let mut failed = Vec::new();
         let late = m.operations.matching_mut(|op| {
             op.status == "InProgress" && now.saturating_sub(op.start) > OPERATION_TIMEOUT

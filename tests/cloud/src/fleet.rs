@@ -23,7 +23,7 @@ pub fn summary(cloud: &Cloud) -> Fleet {
     let now = cloud.now();
     let mut fleet = cloud.read(|m| {
         let mut fleet = Fleet {
-            extensions: m.extensions.values().count(),
+            extensions: m.extensions.count(),
             operations_in_progress: m
                 .operations
                 .values()

@@ -378,10 +378,20 @@ fn verify_assertion(
         return Err(bad("iss and sub must both be the client id".into()));
     }
     let jti = claim("jti");
+    // Remembered until the assertion itself expires: after that it is
+    // refused as expired, and its id need not be kept.
+    let now = util::real_now();
+    let expires = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .unwrap_or(now + 3600);
     if jti.is_empty()
         || cloud.write(|m| {
+            if m.used_assertions.count() >= USED_ASSERTIONS_PRUNED_AT {
+                m.used_assertions.retain(|_, expires| *expires > now);
+            }
             m.used_assertions
-                .insert(format!("{client_id}/{jti}"), ())
+                .insert(format!("{client_id}/{jti}"), expires)
                 .is_some()
         })
     {
@@ -391,6 +401,10 @@ fn verify_assertion(
     }
     Ok(subject)
 }
+
+/// Used assertion ids kept before the expired ones are dropped (a fleet
+/// onboarding signs in thousands of machines in minutes).
+const USED_ASSERTIONS_PRUNED_AT: usize = 10_000;
 
 fn device_code_grant(
     cloud: &Cloud,

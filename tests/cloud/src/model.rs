@@ -48,9 +48,9 @@ pub struct Model {
     /// By SHA-256 of the refresh token.
     pub refresh_tokens: Table<RefreshGrant>,
     /// Client-assertion ids already used (replay protection), by
-    /// `client/jti`.
+    /// `client/jti`, each with when its assertion expires.
     #[serde(deserialize_with = "used_assertions")]
-    pub used_assertions: Table<()>,
+    pub used_assertions: Table<u64>,
     /// By `publisher/name/version`, lower-cased.
     pub gallery: Table<GalleryItem>,
     /// The meta row as last stored, to tell whether it changed.
@@ -268,11 +268,13 @@ fn role_assignments<'de, D: Deserializer<'de>>(d: D) -> Result<Table<RoleAssignm
     Ok(table)
 }
 
-/// Used assertion ids were a set before they were a table.
-fn used_assertions<'de, D: Deserializer<'de>>(d: D) -> Result<Table<()>, D::Error> {
+/// Used assertion ids were a set before they were a table. Their
+/// assertions lived ten minutes, long past by any migration: kept until the
+/// next pruning, as expired.
+fn used_assertions<'de, D: Deserializer<'de>>(d: D) -> Result<Table<u64>, D::Error> {
     let mut table = Table::default();
     for id in Vec::<String>::deserialize(d)? {
-        table.insert(id, ());
+        table.insert(id, 0);
     }
     Ok(table)
 }

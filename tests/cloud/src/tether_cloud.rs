@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tether_cloud_api::metadata::{Authentication, CloudEndpoints};
 
-pub use arm::OPERATION_TIMEOUT;
+pub use arm::{OPERATION_RETENTION, OPERATION_TIMEOUT};
 pub use faults::{Fault, RequestRecord};
 
 /// How a tether-cloud is served.

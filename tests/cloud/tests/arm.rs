@@ -494,6 +494,19 @@ fn extension_put_and_delete_are_long_running_until_the_machine_reports() -> Resu
         404,
         "ResourceNotFound",
     )?;
+    // A finished operation's outcome is kept for a day, then forgotten.
+    w.admin
+        .advance_clock(tether_cloud::OPERATION_RETENTION - 60)?;
+    let token = w.admin_token()?;
+    let op: Value = w.http.get(&delete_url).bearer_auth(&token).send()?.json()?;
+    assert_eq!(op["status"], "Succeeded");
+    w.admin.advance_clock(120)?;
+    let token = w.admin_token()?;
+    assert_arm_error(
+        w.http.get(&delete_url).bearer_auth(&token).send()?,
+        404,
+        "OperationNotFound",
+    )?;
     Ok(())
 }
 

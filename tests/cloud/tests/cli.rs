@@ -1,35 +1,9 @@
 //! The `tether-cloud` binary: serve, and admin commands against it.
 
+use crate::support::serve;
 use anyhow::{Context, Result};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `tether-cloud serve` on a free loopback port with `args`, and the JSON
-/// line it prints once it serves.
-fn serve(args: &[&str]) -> Result<(Served, Value)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--json"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let served = Served(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let info: Value = serde_json::from_str(&line).with_context(|| line.clone())?;
-    Ok((served, info))
-}
+use std::process::Command;
 
 fn admin(url: &str, key: &str, args: &[&str]) -> Result<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))

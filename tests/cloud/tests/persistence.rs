@@ -9,7 +9,7 @@ use tether_cloud::CloudConfig;
 #[test]
 fn state_survives_a_restart() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let file = dir.path().join("cloud.json");
+    let file = dir.path().join("cloud.db");
     let config = || CloudConfig {
         state_file: Some(file.clone()),
         ..CloudConfig::default()
@@ -180,7 +180,7 @@ fn a_json_state_of_an_earlier_version_is_migrated_and_kept_beside() -> Result<()
         let put = http
             .put(format!("{new}?{API}"))
             .bearer_auth(&token)
-            .json(&serde_json::json!({"location": "local", "properties": {"vmId": support_uuid()}}))
+            .json(&serde_json::json!({"location": "local", "properties": {"vmId": uuid()}}))
             .send()?;
         assert!(put.status().is_success(), "{start}: {}", put.text()?);
         written.push(new.replace(&cloud.url, "").clone());
@@ -198,44 +198,12 @@ fn a_json_state_of_an_earlier_version_is_migrated_and_kept_beside() -> Result<()
     Ok(())
 }
 
-fn support_uuid() -> String {
-    crate::support::uuid()
-}
-
-/// `tether-cloud serve --state FILE --json`, and the line it prints.
-fn serve(file: &std::path::Path, bootstrap: bool) -> Result<(std::process::Child, Value)> {
-    use std::io::BufRead;
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tether-cloud"));
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--json", "--state"])
-        .arg(file)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    if bootstrap {
-        command.arg("--bootstrap");
-    }
-    let mut child = command.spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line)?;
-    match serde_json::from_str(&line) {
-        Ok(info) => Ok((child, info)),
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            anyhow::bail!("tether-cloud did not start ({e}): {line}")
-        }
-    }
-}
-
 #[test]
 fn every_acknowledged_write_survives_kill_9() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("cloud.db");
-    let (server, info) = serve(&file, true)?;
+    let state = file.display().to_string();
+    let (server, info) = serve(&["--state", &state, "--bootstrap"])?;
     let admin_key = info["adminKey"].clone();
     let url = info["url"].as_str().unwrap_or_default().to_string();
     let demo = &info["demo"];
@@ -284,8 +252,8 @@ fn every_acknowledged_write_survives_kill_9() -> Result<()> {
                     if acked.len() >= 200
                         && let Some(mut server) = killer.lock().ok().and_then(|mut s| s.take())
                     {
-                        let _ = server.kill();
-                        let _ = server.wait();
+                        let _ = server.0.kill();
+                        let _ = server.0.wait();
                     }
                 }
             });
@@ -295,6 +263,16 @@ fn every_acknowledged_write_survives_kill_9() -> Result<()> {
         killer.lock().map(|s| s.is_none()).unwrap_or(false),
         "the writers stopped before the server was killed"
     );
+    // The database holds the signing key and protected settings: its
+    // owner's only, and so is the WAL a kill leaves beside it.
+    #[cfg(unix)]
+    for suffix in ["", "-wal"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut path = file.clone().into_os_string();
+        path.push(suffix);
+        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{path:?}");
+    }
     let acknowledged = acknowledged.into_inner().unwrap_or_default();
     // The last acknowledged tag of every machine is what a restart serves.
     let mut last = std::collections::BTreeMap::new();
@@ -302,7 +280,7 @@ fn every_acknowledged_write_survives_kill_9() -> Result<()> {
         let entry = last.entry(name.clone()).or_insert(*n);
         *entry = (*entry).max(*n);
     }
-    let (mut server, info) = serve(&file, false)?;
+    let (_server, info) = serve(&["--state", &state])?;
     assert_eq!(info["adminKey"], admin_key);
     let url = info["url"].as_str().unwrap_or_default().to_string();
     let token = admin_token(
@@ -329,7 +307,5 @@ fn every_acknowledged_write_survives_kill_9() -> Result<()> {
         // been kept too: never less than acknowledged.
         assert!(kept >= *n, "{name}: acknowledged n={n}, kept n={kept}");
     }
-    server.kill()?;
-    server.wait()?;
     Ok(())
 }

@@ -4,6 +4,8 @@ use anyhow::{Context, Result};
 use ed25519_dalek::SigningKey;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use tether_cloud::client::AdminClient;
 use tether_cloud::{BackgroundCloud, CloudConfig};
 use tether_cloud_api::jwt;
@@ -218,4 +220,31 @@ pub fn assert_arm_error(response: Response, status: u16, code: &str) -> Result<V
         "{body}"
     );
     Ok(body)
+}
+
+/// A `tether-cloud serve` process, killed when dropped.
+pub struct Served(pub Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `tether-cloud serve` on a free loopback port with `args`, and the JSON
+/// line it prints once it serves.
+pub fn serve(args: &[&str]) -> Result<(Served, Value)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--json"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let served = Served(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let info: Value = serde_json::from_str(&line).with_context(|| line.clone())?;
+    Ok((served, info))
 }

@@ -116,6 +116,11 @@ impl<V> Table<V> {
         (page, more)
     }
 
+    /// How many rows it holds.
+    pub fn count(&self) -> usize {
+        self.rows.len()
+    }
+
     /// Every key, as written: for a state that is stored whole the first
     /// time (a migration, a fresh store).
     pub fn mark_all_written(&mut self) {

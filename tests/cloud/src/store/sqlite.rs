@@ -37,6 +37,7 @@ impl Sqlite {
     }
 
     fn open(path: &Path) -> Result<Self> {
+        create_private(path)?;
         let conn = Connection::open(path)
             .with_context(|| format!("could not open the state database {}", path.display()))?;
         Self::prepare(conn).map_err(|e| {
@@ -207,6 +208,21 @@ fn migrate_json(path: &Path) -> Result<()> {
         kept.display()
     );
     Ok(())
+}
+
+/// Creates the database file readable by its owner only, if it is not
+/// there: it holds the signing key, the admin key and protected settings,
+/// and SQLite gives its WAL the database file's mode.
+fn create_private(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("could not create {}", path.display())),
+    }
 }
 
 fn wal_of(path: &Path) -> std::path::PathBuf {
