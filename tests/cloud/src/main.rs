@@ -90,6 +90,16 @@ struct ServeArgs {
     /// process.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Keep the state in this PostgreSQL database instead
+    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE); prefer
+    /// TETHER_CLOUD_DATABASE, which keeps the password off the command line.
+    #[arg(
+        long,
+        env = "TETHER_CLOUD_DATABASE",
+        hide_env_values = true,
+        conflicts_with = "state"
+    )]
+    database: Option<String>,
     /// Items per page of ARM lists.
     #[arg(long, default_value_t = 100)]
     page_size: usize,
@@ -427,6 +437,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let config = CloudConfig {
         listen: args.listen,
         state_file: args.state,
+        database_url: args.database,
         page_size: args.page_size,
         device_code_interval: args.device_code_interval,
         tls_ca_file: args.tls.then(|| args.ca_cert_file.clone()),

@@ -1,5 +1,6 @@
 //! Where tether-cloud's state is kept: one interface, [`Backend`], and its
-//! implementations (SQLite, the embedded default, in `sqlite`).
+//! implementations (SQLite, the embedded default, in `sqlite`; PostgreSQL
+//! in `postgres`).
 //!
 //! The model stays in memory, behind one lock, and is the state requests
 //! read. A change is the rows it touched (`Model::written`), queued in
@@ -10,6 +11,7 @@
 //! `kill -9`, and the disk's sync rate is shared by every request in flight
 //! rather than paid by each.
 
+mod postgres;
 mod sqlite;
 
 use crate::model::{Model, Row};
@@ -17,6 +19,28 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
+
+/// Where the state is kept.
+#[derive(Debug, Clone)]
+pub enum Place {
+    /// Nowhere beyond this process.
+    Memory,
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by its URL.
+    Postgres(String),
+}
+
+impl Place {
+    /// For messages: never the database's password.
+    pub fn describe(&self) -> String {
+        match self {
+            Place::Memory => "memory".into(),
+            Place::Sqlite(path) => path.display().to_string(),
+            Place::Postgres(url) => postgres::redacted(url),
+        }
+    }
+}
 
 /// A place the model's rows are kept.
 pub(crate) trait Backend: Send {
@@ -55,22 +79,57 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Opens the state at `path` (a SQLite database; a JSON state file of
-    /// an earlier tether-cloud is migrated into one first) or, without a
-    /// path, keeps nothing beyond this process. Returns the model it holds.
-    pub fn open(path: Option<&Path>) -> Result<(Store, Model)> {
-        let Some(path) = path else {
-            return Ok((Self::start(None)?, Model::default()));
+    /// Opens the state `at` says, and returns the model it holds.
+    pub fn open(at: &Place) -> Result<(Store, Model)> {
+        let open: Box<dyn FnOnce() -> Result<Box<dyn Backend>> + Send> = match at {
+            Place::Memory => return Ok((Self::start(None)?, Model::default())),
+            Place::Sqlite(path) => {
+                let path = path.clone();
+                Box::new(move || {
+                    Ok(Box::new(sqlite::Sqlite::open_or_migrate(&path)?) as Box<dyn Backend>)
+                })
+            }
+            Place::Postgres(url) => {
+                let url = url.clone();
+                Box::new(move || Ok(Box::new(postgres::Postgres::open(&url)?) as Box<dyn Backend>))
+            }
         };
-        let mut backend = sqlite::Sqlite::open_or_migrate(path)?;
+        // The backend is opened and read on the writer's own thread, which
+        // keeps it: PostgreSQL's client runs on a runtime of its own there.
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
+        let (backend_tx, backend_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("tether-cloud-open".into())
+            .spawn(move || {
+                let opened = open().and_then(|mut backend| {
+                    let rows = backend.load()?;
+                    Ok((backend, rows))
+                });
+                match opened {
+                    Ok((backend, rows)) => {
+                        let _ = opened_tx.send(Ok(rows));
+                        let _ = backend_tx.send(backend);
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                    }
+                }
+            })
+            .context("could not start the store's thread")?;
+        let rows = opened_rx
+            .recv()
+            .context("the store's thread ended before it opened the state")??;
+        let backend = backend_rx
+            .recv()
+            .context("the store's thread ended before it opened the state")?;
         let mut model = Model::default();
-        for row in backend.load()? {
+        for row in rows {
             model
                 .load(row.table, row.key, row.doc.as_deref())
-                .with_context(|| format!("could not read the state in {}", path.display()))?;
+                .with_context(|| format!("could not read the state in {}", at.describe()))?;
         }
         model.index_operations();
-        let store = Self::start(Some(Box::new(backend)))?;
+        let store = Self::start(Some(backend))?;
         Ok((store, model))
     }
 

@@ -49,6 +49,9 @@ pub struct CloudConfig {
     /// state file of an earlier tether-cloud is migrated) and serve what it
     /// holds; `None` keeps it in memory only.
     pub state_file: Option<PathBuf>,
+    /// Keep the state in this PostgreSQL database instead
+    /// (`postgres://user:password@host:port/database`).
+    pub database_url: Option<String>,
     /// Items per page of ARM lists.
     pub page_size: usize,
     /// The device flow's polling interval, in seconds.
@@ -62,6 +65,7 @@ impl Default for CloudConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             state_file: None,
+            database_url: None,
             page_size: 100,
             device_code_interval: 5,
             tls_ca_file: None,
@@ -277,7 +281,15 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base_url = format!("{scheme}://{addr}");
-    let (store, mut model) = store::Store::open(config.state_file.as_deref())?;
+    let place = match (&config.state_file, &config.database_url) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("give the state file (--state) or the database (--database), not both")
+        }
+        (Some(path), None) => store::Place::Sqlite(path.clone()),
+        (None, Some(url)) => store::Place::Postgres(url.clone()),
+        (None, None) => store::Place::Memory,
+    };
+    let (store, mut model) = store::Store::open(&place)?;
     let meta = &mut model.meta;
     if meta.admin_key.is_empty() {
         meta.admin_key = util::secret(32);

@@ -12,5 +12,6 @@ mod faults;
 mod gallery;
 mod identity;
 mod persistence;
+mod postgres;
 mod run_commands;
 mod tls;

@@ -203,7 +203,29 @@ fn every_acknowledged_write_survives_kill_9() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("cloud.db");
     let state = file.display().to_string();
-    let (server, info) = serve(&["--state", &state, "--bootstrap"])?;
+    acknowledged_writes_survive_kill_9(&["--state", &state], || {
+        // The database holds the signing key and protected settings: its
+        // owner's only, and so is the WAL a kill leaves beside it.
+        #[cfg(unix)]
+        for suffix in ["", "-wal"] {
+            use std::os::unix::fs::PermissionsExt;
+            let mut path = file.clone().into_os_string();
+            path.push(suffix);
+            let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{path:?}");
+        }
+        Ok(())
+    })
+}
+
+/// Four writers against `tether-cloud serve` with `store` (its state's
+/// flags), killed with SIGKILL mid-write; `after_kill` looks at what it
+/// left; a restart on the same state serves every acknowledged write.
+pub fn acknowledged_writes_survive_kill_9(
+    store: &[&str],
+    after_kill: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let (server, info) = serve(&[store, &["--bootstrap"]].concat())?;
     let admin_key = info["adminKey"].clone();
     let url = info["url"].as_str().unwrap_or_default().to_string();
     let demo = &info["demo"];
@@ -263,16 +285,7 @@ fn every_acknowledged_write_survives_kill_9() -> Result<()> {
         killer.lock().map(|s| s.is_none()).unwrap_or(false),
         "the writers stopped before the server was killed"
     );
-    // The database holds the signing key and protected settings: its
-    // owner's only, and so is the WAL a kill leaves beside it.
-    #[cfg(unix)]
-    for suffix in ["", "-wal"] {
-        use std::os::unix::fs::PermissionsExt;
-        let mut path = file.clone().into_os_string();
-        path.push(suffix);
-        let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "{path:?}");
-    }
+    after_kill()?;
     let acknowledged = acknowledged.into_inner().unwrap_or_default();
     // The last acknowledged tag of every machine is what a restart serves.
     let mut last = std::collections::BTreeMap::new();
@@ -280,7 +293,7 @@ fn every_acknowledged_write_survives_kill_9() -> Result<()> {
         let entry = last.entry(name.clone()).or_insert(*n);
         *entry = (*entry).max(*n);
     }
-    let (_server, info) = serve(&["--state", &state])?;
+    let (_server, info) = serve(store)?;
     assert_eq!(info["adminKey"], admin_key);
     let url = info["url"].as_str().unwrap_or_default().to_string();
     let token = admin_token(
