@@ -468,6 +468,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "page": format!("{}/", cloud.url),
         "adminKey": cloud.admin_key,
         "caCertificate": args.tls.then(|| args.ca_cert_file.display().to_string()),
+        "state": cloud.state,
         "demo": world,
     });
     if args.json {
@@ -483,6 +484,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         println!("  agent service:   {}/agent/v1/…", cloud.url);
         println!("  gallery:         {}/gallery/…", cloud.url);
         println!("  page:            {}/", cloud.url);
+        println!("  state:           {}", cloud.state);
         println!("  admin key:       {}", cloud.admin_key);
         if args.tls {
             println!(

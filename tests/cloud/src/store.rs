@@ -35,9 +35,9 @@ impl Place {
     /// For messages: never the database's password.
     pub fn describe(&self) -> String {
         match self {
-            Place::Memory => "memory".into(),
-            Place::Sqlite(path) => path.display().to_string(),
-            Place::Postgres(url) => postgres::redacted(url),
+            Place::Memory => "memory only (--state FILE or --database URL keeps it)".into(),
+            Place::Sqlite(path) => format!("SQLite {}", path.display()),
+            Place::Postgres(url) => format!("PostgreSQL {}", postgres::redacted(url)),
         }
     }
 }

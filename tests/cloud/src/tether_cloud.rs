@@ -160,6 +160,8 @@ pub struct RunningCloud {
     pub url: String,
     /// The bearer credential of the admin API.
     pub admin_key: String,
+    /// Where its state is kept, for people (no password).
+    pub state: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -290,6 +292,7 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
         (None, None) => store::Place::Memory,
     };
     let (store, mut model) = store::Store::open(&place)?;
+    let state = place.describe();
     let meta = &mut model.meta;
     if meta.admin_key.is_empty() {
         meta.admin_key = util::secret(32);
@@ -341,6 +344,7 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
     Ok(RunningCloud {
         url: base_url,
         admin_key,
+        state,
         shutdown: Some(tx),
         task,
     })

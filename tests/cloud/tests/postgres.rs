@@ -51,7 +51,11 @@ fn a_database_serves_one_tether_cloud_and_its_password_stays_out_of_errors() -> 
         return Ok(());
     };
     let (_first, info) = serve(&["--database", &database])?;
-    assert!(info["url"].is_string());
+    let state = info["state"].as_str().unwrap_or_default();
+    assert!(
+        state.starts_with("PostgreSQL postgres://tether:***@127.0.0.1:"),
+        "{state}"
+    );
     let second = std::process::Command::new(env!("CARGO_BIN_EXE_tether-cloud"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("TETHER_CLOUD_DATABASE", &database)
