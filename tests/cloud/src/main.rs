@@ -100,6 +100,11 @@ struct ServeArgs {
         conflicts_with = "state"
     )]
     database: Option<String>,
+    /// The URL clients reach this server by, when it is one of several
+    /// replicas on one database behind a load balancer (tokens, links and
+    /// the metadata document name it).
+    #[arg(long)]
+    public_url: Option<String>,
     /// Items per page of ARM lists.
     #[arg(long, default_value_t = 100)]
     page_size: usize,
@@ -441,10 +446,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         page_size: args.page_size,
         device_code_interval: args.device_code_interval,
         tls_ca_file: args.tls.then(|| args.ca_cert_file.clone()),
+        public_url: args.public_url,
     };
     let cloud = tether_cloud::start(config).await?;
     let world = if args.bootstrap {
-        let (url, key) = (cloud.url.clone(), cloud.admin_key.clone());
+        // Through its own address: a public URL may name a balancer not up yet.
+        let (url, key) = (cloud.listening.clone(), cloud.admin_key.clone());
         // Over TLS the client trusts the CA this cloud has just written.
         let ca = match args.tls {
             true => Some(
@@ -469,6 +476,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "adminKey": cloud.admin_key,
         "caCertificate": args.tls.then(|| args.ca_cert_file.display().to_string()),
         "state": cloud.state,
+        "listening": cloud.listening,
         "demo": world,
     });
     if args.json {

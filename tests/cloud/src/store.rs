@@ -46,9 +46,23 @@ impl Place {
 pub(crate) trait Backend: Send {
     /// Every row, to build the model at start.
     fn load(&mut self) -> Result<Vec<Row>>;
-    /// Writes `rows` (a later row of the same key wins) in one
-    /// transaction, durable when this returns.
-    fn commit(&mut self, rows: &[Row]) -> Result<()>;
+    /// Writes `writes` (a later row of the same key wins) in one
+    /// transaction, durable when this returns. Returns the writes it
+    /// refused because another server changed what they changed first
+    /// (whose rows it has put back in the model as the store holds them).
+    fn commit(&mut self, writes: &[Write]) -> Result<Vec<u64>>;
+}
+
+/// One change: the rows it wrote, numbered in the order changes were made.
+#[derive(Debug, Clone)]
+pub(crate) struct Write {
+    pub seq: u64,
+    pub rows: Vec<Row>,
+}
+
+tokio::task_local! {
+    /// The changes the request being answered made, by number.
+    static REQUEST_WRITES: std::cell::RefCell<Vec<u64>>;
 }
 
 /// How long an answer waits for its writes to be durable before it is
@@ -58,31 +72,62 @@ const DURABLE_WITHIN: Duration = Duration::from_secs(10);
 /// The writes in flight, numbered in the order they were made.
 #[derive(Default)]
 struct Queue {
-    rows: Vec<Row>,
+    writes: Vec<Write>,
     /// The number of the last write queued.
     enqueued: u64,
     stopping: bool,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     /// The number of the last write that is durable.
     durable: tokio::sync::watch::Sender<u64>,
+    /// Writes refused for a conflict (never durable), by number.
+    refused: Mutex<std::collections::BTreeSet<u64>>,
 }
+
+impl Shared {
+    /// The number of the last write queued.
+    pub fn enqueued(&self) -> u64 {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .enqueued
+    }
+}
+
+/// Refused writes remembered, past which the oldest are forgotten (their
+/// requests were answered long ago).
+const REFUSED_KEPT: usize = 10_000;
 
 /// The store of a running tether-cloud: in memory only, or a backend
 /// written by its own thread.
 pub(crate) struct Store {
     shared: Arc<Shared>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// With PostgreSQL: what this server knows of the others' writes.
+    replica: Option<Arc<postgres::Replica>>,
 }
 
 impl Store {
-    /// Opens the state `at` says, and returns the model it holds.
-    pub fn open(at: &Place) -> Result<(Store, Model)> {
+    /// Opens the state `at` says and fills `model` with what it holds.
+    pub fn open(at: &Place, model: &Arc<Mutex<Model>>) -> Result<Store> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            durable: tokio::sync::watch::Sender::new(0),
+            refused: Mutex::new(Default::default()),
+        });
+        let mut replica = None;
         let open: Box<dyn FnOnce() -> Result<Box<dyn Backend>> + Send> = match at {
-            Place::Memory => return Ok((Self::start(None)?, Model::default())),
+            Place::Memory => {
+                return Ok(Store {
+                    shared,
+                    writer: None,
+                    replica,
+                });
+            }
             Place::Sqlite(path) => {
                 let path = path.clone();
                 Box::new(move || {
@@ -90,14 +135,18 @@ impl Store {
                 })
             }
             Place::Postgres(url) => {
-                let url = url.clone();
-                Box::new(move || Ok(Box::new(postgres::Postgres::open(&url)?) as Box<dyn Backend>))
+                let known = Arc::new(postgres::Replica::new(url));
+                replica = Some(known.clone());
+                let (model, shared) = (model.clone(), shared.clone());
+                Box::new(move || {
+                    Ok(Box::new(postgres::Postgres::open(known, model, shared)?)
+                        as Box<dyn Backend>)
+                })
             }
         };
-        // The backend is opened and read on the writer's own thread, which
-        // keeps it: PostgreSQL's client runs on a runtime of its own there.
+        // The backend is opened and read on a thread of its own: PostgreSQL's
+        // client runs on a runtime of its own, never inside the server's.
         let (opened_tx, opened_rx) = std::sync::mpsc::channel();
-        let (backend_tx, backend_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("tether-cloud-open".into())
             .spawn(move || {
@@ -105,53 +154,61 @@ impl Store {
                     let rows = backend.load()?;
                     Ok((backend, rows))
                 });
-                match opened {
-                    Ok((backend, rows)) => {
-                        let _ = opened_tx.send(Ok(rows));
-                        let _ = backend_tx.send(backend);
-                    }
-                    Err(e) => {
-                        let _ = opened_tx.send(Err(e));
-                    }
-                }
+                let _ = opened_tx.send(opened);
             })
             .context("could not start the store's thread")?;
-        let rows = opened_rx
+        let (backend, rows) = opened_rx
             .recv()
             .context("the store's thread ended before it opened the state")??;
-        let backend = backend_rx
-            .recv()
-            .context("the store's thread ended before it opened the state")?;
-        let mut model = Model::default();
-        for row in rows {
-            model
-                .load(row.table, row.key, row.doc.as_deref())
-                .with_context(|| format!("could not read the state in {}", at.describe()))?;
+        {
+            let mut model = model.lock().unwrap_or_else(PoisonError::into_inner);
+            for row in rows {
+                model
+                    .load(row.table, row.key, row.doc.as_deref())
+                    .with_context(|| format!("could not read the state in {}", at.describe()))?;
+            }
+            model.index_operations();
         }
-        model.index_operations();
-        let store = Self::start(Some(backend))?;
-        Ok((store, model))
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("tether-cloud-store".into())
+                .spawn(move || write_loop(&shared, backend))
+                .context("could not start the store's writer thread")?
+        };
+        Ok(Store {
+            shared,
+            writer: Some(writer),
+            replica,
+        })
     }
 
-    fn start(backend: Option<Box<dyn Backend>>) -> Result<Store> {
+    #[cfg(test)]
+    fn with_backend(backend: Box<dyn Backend>) -> Result<Store> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             durable: tokio::sync::watch::Sender::new(0),
+            refused: Mutex::new(Default::default()),
         });
-        let writer = match backend {
-            Some(backend) => {
-                let shared = shared.clone();
-                Some(
-                    std::thread::Builder::new()
-                        .name("tether-cloud-store".into())
-                        .spawn(move || write_loop(&shared, backend))
-                        .context("could not start the store's writer thread")?,
-                )
-            }
-            None => None,
+        let writer = {
+            let shared = shared.clone();
+            std::thread::spawn(move || write_loop(&shared, backend))
         };
-        Ok(Store { shared, writer })
+        Ok(Store {
+            shared,
+            writer: Some(writer),
+            replica: None,
+        })
+    }
+
+    /// Brings the model up to what the other servers on the same database
+    /// have written (PostgreSQL), before a request reads it.
+    pub async fn catch_up(&self, model: &Mutex<Model>) -> Result<()> {
+        match &self.replica {
+            Some(replica) => replica.catch_up(model).await,
+            None => Ok(()),
+        }
     }
 
     /// Whether anything outlives this process.
@@ -159,21 +216,39 @@ impl Store {
         self.writer.is_some()
     }
 
+    /// Queues what `model` has written since it was last asked (or, when
+    /// nothing is kept, forgets it); called under the model's lock.
+    pub fn record(&self, model: &mut Model) {
+        if !self.persistent() {
+            model.forget_written();
+            return;
+        }
+        match model.written() {
+            Ok(rows) => self.enqueue(rows),
+            Err(e) => tracing::error!("could not serialize a change for the store: {e}"),
+        }
+    }
+
     /// Queues one change's rows; called under the model's lock, so the
-    /// queue is in the order the changes were made.
-    pub fn enqueue(&self, rows: Vec<Row>) {
+    /// queue is in the order the changes were made. The request being
+    /// answered learns whether they were kept (see [`Self::durable`]).
+    fn enqueue(&self, rows: Vec<Row>) {
         if rows.is_empty() {
             return;
         }
+        if let Some(replica) = &self.replica {
+            replica.pending(&rows);
+        }
         let mut queue = self.queue();
-        queue.rows.extend(rows);
         queue.enqueued += 1;
+        let seq = queue.enqueued;
+        let _ = REQUEST_WRITES.try_with(|mine| mine.borrow_mut().push(seq));
         if !self.persistent() {
             // Nothing keeps it: it is as durable as it will be.
-            queue.rows.clear();
-            self.shared.durable.send_replace(queue.enqueued);
+            self.shared.durable.send_replace(seq);
             return;
         }
+        queue.writes.push(Write { seq, rows });
         self.shared.wake.notify_one();
     }
 
@@ -184,18 +259,29 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits until every write queued so far is durable.
-    pub async fn durable(&self) -> Result<()> {
+    /// Waits until every write queued so far is durable; whether `mine`
+    /// (a request's writes) were all kept.
+    pub async fn durable(&self, mine: &[u64]) -> Result<Kept> {
         let target = self.queue().enqueued;
         let mut durable = self.shared.durable.subscribe();
         match tokio::time::timeout(DURABLE_WITHIN, durable.wait_for(|d| *d >= target)).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => {}
             Ok(Err(_)) => anyhow::bail!("the store's writer stopped"),
             Err(_) => anyhow::bail!(
                 "the state could not be written within {} s",
                 DURABLE_WITHIN.as_secs()
             ),
         }
+        let refused = self
+            .shared
+            .refused
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(if mine.iter().any(|seq| refused.contains(seq)) {
+            Kept::Conflict
+        } else {
+            Kept::All
+        })
     }
 
     /// Waits (blocking) until every write queued so far is durable: for
@@ -226,43 +312,61 @@ impl Drop for Store {
     }
 }
 
+/// Whether a request's writes were kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kept {
+    All,
+    /// Another server changed what it changed first: nothing of it was kept.
+    Conflict,
+}
+
 /// The writer thread: commits what is queued, all of it at once, until the
 /// store is dropped and the queue is empty.
 fn write_loop(shared: &Shared, mut backend: Box<dyn Backend>) {
-    let mut failed: Vec<Row> = Vec::new();
+    let mut failed: Vec<Write> = Vec::new();
     let mut failed_through = 0;
     loop {
-        let (mut rows, through, stopping) = {
+        let (mut writes, through, stopping) = {
             let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            while queue.rows.is_empty() && failed.is_empty() && !queue.stopping {
+            while queue.writes.is_empty() && failed.is_empty() && !queue.stopping {
                 queue = shared
                     .wake
                     .wait(queue)
                     .unwrap_or_else(PoisonError::into_inner);
             }
             (
-                std::mem::take(&mut queue.rows),
+                std::mem::take(&mut queue.writes),
                 queue.enqueued,
                 queue.stopping,
             )
         };
-        if rows.is_empty() && failed.is_empty() {
+        if writes.is_empty() && failed.is_empty() {
             return;
         }
         // What failed last time goes first: a newer row of the same key
         // comes after it and wins.
         if !failed.is_empty() {
-            failed.append(&mut rows);
-            rows = std::mem::take(&mut failed);
+            failed.append(&mut writes);
+            writes = std::mem::take(&mut failed);
         }
         let through = through.max(failed_through);
-        match backend.commit(&rows) {
-            Ok(()) => {
+        match backend.commit(&writes) {
+            Ok(refused) => {
+                if !refused.is_empty() {
+                    let mut kept = shared
+                        .refused
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    kept.extend(refused);
+                    while kept.len() > REFUSED_KEPT {
+                        kept.pop_first();
+                    }
+                }
                 shared.durable.send_replace(through);
             }
             Err(e) => {
                 tracing::error!("could not write the state (retrying): {e:#}");
-                failed = rows;
+                failed = writes;
                 failed_through = through;
                 if stopping {
                     return;
@@ -281,9 +385,29 @@ pub(crate) async fn acknowledge_when_durable(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let response = next.run(request).await;
-    match cloud.store.durable().await {
-        Ok(()) => response,
+    if let Err(e) = cloud.store.catch_up(&cloud.model).await {
+        tracing::error!("could not read the other servers' changes: {e:#}");
+        return crate::errors::ArmError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "StateNotRead",
+            "tether-cloud could not read its state from its store. Retry later.",
+        )
+        .into_response();
+    }
+    let (response, mine) = REQUEST_WRITES
+        .scope(Default::default(), async {
+            let response = next.run(request).await;
+            (response, REQUEST_WRITES.with(|mine| mine.take()))
+        })
+        .await;
+    match cloud.store.durable(&mine).await {
+        Ok(Kept::All) => response,
+        Ok(Kept::Conflict) => crate::errors::ArmError::new(
+            axum::http::StatusCode::CONFLICT,
+            "Conflict",
+            "Another tether-cloud server sharing this database changed the same resource at the same moment; nothing of this request was kept. Read it again and retry.",
+        )
+        .into_response(),
         Err(e) => {
             tracing::error!("refusing an answer whose writes are not durable: {e:#}");
             crate::errors::ArmError::new(
@@ -336,7 +460,8 @@ mod tests {
             Ok(Vec::new())
         }
 
-        fn commit(&mut self, rows: &[Row]) -> Result<()> {
+        fn commit(&mut self, writes: &[Write]) -> Result<Vec<u64>> {
+            let rows: Vec<Row> = writes.iter().flat_map(|w| w.rows.clone()).collect();
             let (open, changed) = &*self.open;
             let mut is_open = open.lock().unwrap_or_else(PoisonError::into_inner);
             while !*is_open {
@@ -352,8 +477,8 @@ mod tests {
             self.committed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .extend_from_slice(rows);
-            Ok(())
+                .extend(rows);
+            Ok(Vec::new())
         }
     }
 
@@ -369,15 +494,16 @@ mod tests {
     async fn a_write_is_acknowledged_only_once_committed() -> Result<()> {
         let backend = Gated::default();
         *backend.fail.lock().unwrap_or_else(PoisonError::into_inner) = 1;
-        let store = Store::start(Some(Box::new(backend.clone())))?;
+        let store = Store::with_backend(Box::new(backend.clone()))?;
         store.enqueue(vec![row("a", "1")]);
         store.enqueue(vec![row("a", "2"), row("b", "1")]);
-        let waiting = tokio::time::timeout(Duration::from_millis(300), store.durable()).await;
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(300), store.durable(&[1, 2])).await;
         assert!(waiting.is_err(), "acknowledged before it was committed");
         assert!(backend.committed().is_empty());
         // The first commit fails and is retried with what came since.
         backend.open();
-        store.durable().await?;
+        assert_eq!(store.durable(&[1, 2]).await?, Kept::All);
         let committed = backend.committed();
         assert_eq!(committed.last(), Some(&row("b", "1")), "{committed:?}");
         assert!(committed.contains(&row("a", "2")), "{committed:?}");

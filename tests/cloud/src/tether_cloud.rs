@@ -58,6 +58,10 @@ pub struct CloudConfig {
     pub device_code_interval: u64,
     /// Serve HTTPS with a generated CA, writing the CA certificate here.
     pub tls_ca_file: Option<PathBuf>,
+    /// The URL clients reach this server by when it is one of several
+    /// replicas behind one address: tokens, links and the metadata
+    /// document name it. Without it, the address it listens on.
+    pub public_url: Option<String>,
 }
 
 impl Default for CloudConfig {
@@ -69,6 +73,7 @@ impl Default for CloudConfig {
             page_size: 100,
             device_code_interval: 5,
             tls_ca_file: None,
+            public_url: None,
         }
     }
 }
@@ -79,7 +84,7 @@ pub(crate) struct Cloud {
     pub config: CloudConfig,
     /// The RSA key tokens are signed with, and its certificate.
     pub key: keys::TokenKey,
-    model: Mutex<Model>,
+    model: Arc<Mutex<Model>>,
     store: store::Store,
     /// Tokens already verified, so a heartbeat checks no RSA signature.
     pub verified: verified::VerifiedTokens,
@@ -103,14 +108,7 @@ impl Cloud {
     pub fn write<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
         let mut model = self.lock();
         let result = f(&mut model);
-        if !self.store.persistent() {
-            model.forget_written();
-            return result;
-        }
-        match model.written() {
-            Ok(rows) => self.store.enqueue(rows),
-            Err(e) => tracing::error!("could not serialize a change for the store: {e}"),
-        }
+        self.store.record(&mut model);
         result
     }
 
@@ -156,8 +154,10 @@ impl Cloud {
 /// A tether-cloud serving on a background task.
 pub struct RunningCloud {
     /// `http://127.0.0.1:PORT` (or `https://` with TLS), without a
-    /// trailing slash.
+    /// trailing slash: what clients use (the public URL, when given).
     pub url: String,
+    /// The address it listens on, as a URL.
+    pub listening: String,
     /// The bearer credential of the admin API.
     pub admin_key: String,
     /// Where its state is kept, for people (no password).
@@ -291,38 +291,51 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
         (None, Some(url)) => store::Place::Postgres(url.clone()),
         (None, None) => store::Place::Memory,
     };
-    let (store, mut model) = store::Store::open(&place)?;
+    let model = Arc::new(Mutex::new(Model::default()));
+    let store = store::Store::open(&place, &model)?;
     let state = place.describe();
-    let meta = &mut model.meta;
-    if meta.admin_key.is_empty() {
-        meta.admin_key = util::secret(32);
+    // The keys a fresh state lacks are made now and kept before anything
+    // is served; replicas starting together keep the first one's.
+    {
+        let mut held = model.lock().unwrap_or_else(PoisonError::into_inner);
+        let meta = &mut held.meta;
+        if meta.admin_key.is_empty() {
+            meta.admin_key = util::secret(32);
+        }
+        if meta.token_key.is_empty() {
+            use base64::Engine as _;
+            meta.token_key =
+                base64::engine::general_purpose::STANDARD.encode(keys::generate_pkcs8()?);
+        }
+        if meta.metrics_key.is_empty() {
+            meta.metrics_key = util::secret(32);
+        }
+        store.record(&mut held);
     }
-    if meta.token_key.is_empty() {
+    store.flush()?;
+    let (token_key, admin_key) = {
         use base64::Engine as _;
-        meta.token_key = base64::engine::general_purpose::STANDARD.encode(keys::generate_pkcs8()?);
-    }
-    let token_key = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .decode(&meta.token_key)
-            .context("the state's signing key is damaged")?
+        let held = model.lock().unwrap_or_else(PoisonError::into_inner);
+        let token_key = base64::engine::general_purpose::STANDARD
+            .decode(&held.meta.token_key)
+            .context("the state's signing key is damaged")?;
+        (token_key, held.meta.admin_key.clone())
     };
-    if meta.metrics_key.is_empty() {
-        meta.metrics_key = util::secret(32);
-    }
-    let admin_key = meta.admin_key.clone();
+    let listening = base_url.clone();
+    let base_url = config
+        .public_url
+        .as_deref()
+        .map(|url| url.trim_end_matches('/').to_string())
+        .unwrap_or(base_url);
     let cloud = Arc::new(Cloud {
         base_url: base_url.clone(),
         key: keys::TokenKey::from_pkcs8(&token_key)?,
-        model: Mutex::new(model),
+        model,
         store,
         verified: verified::VerifiedTokens::default(),
         faults: faults::Faults::default(),
         config,
     });
-    // The keys made now are kept before anything is served.
-    cloud.write(|_| ());
-    cloud.store.flush()?;
     let app = router(cloud);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -343,6 +356,7 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
     });
     Ok(RunningCloud {
         url: base_url,
+        listening,
         admin_key,
         state,
         shutdown: Some(tx),

@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite database (`--state FILE`), in WAL mode,
 //! each commit synced, held by one tether-cloud at a time.
 
-use super::Backend;
+use super::{Backend, Write};
 use crate::model::{Model, Row};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, params};
@@ -126,7 +126,16 @@ impl Backend for Sqlite {
         Ok(out)
     }
 
-    fn commit(&mut self, rows: &[Row]) -> Result<()> {
+    fn commit(&mut self, writes: &[Write]) -> Result<Vec<u64>> {
+        // One server holds the file: nothing can conflict.
+        let rows: Vec<&Row> = writes.iter().flat_map(|w| &w.rows).collect();
+        self.put(&rows)?;
+        Ok(Vec::new())
+    }
+}
+
+impl Sqlite {
+    fn put(&mut self, rows: &[&Row]) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
             let mut put = tx.prepare_cached(
@@ -192,7 +201,8 @@ fn migrate_json(path: &Path) -> Result<()> {
     {
         let mut db = Sqlite::open(&building)?;
         model.mark_all_written();
-        db.commit(&model.written()?)?;
+        let rows = model.written()?;
+        db.put(&rows.iter().collect::<Vec<_>>())?;
         // Closing the only connection folds the WAL into the database
         // file, which is then the whole of it.
         db.conn
@@ -256,12 +266,12 @@ mod tests {
         let path = dir.path().join("state.db");
         {
             let mut db = Sqlite::open(&path)?;
-            db.commit(&[
-                row("machines", "a", Some("1")),
-                row("machines", "b", Some("2")),
-                row("machines", "a", Some("3")),
+            db.put(&[
+                &row("machines", "a", Some("1")),
+                &row("machines", "b", Some("2")),
+                &row("machines", "a", Some("3")),
             ])?;
-            db.commit(&[row("machines", "b", None)])?;
+            db.put(&[&row("machines", "b", None)])?;
         }
         let mut db = Sqlite::open(&path)?;
         assert_eq!(db.load()?, vec![row("machines", "a", Some("3"))]);
