@@ -48,6 +48,11 @@ struct SimulateArgs {
     /// The admin key tether-cloud printed when it started.
     #[arg(long, env = "TETHER_CLOUD_ADMIN_KEY", hide_env_values = true)]
     admin_key: String,
+    /// Another replica on the same database, by its own address (repeat
+    /// for more): requests go to --url (their public URL, which must
+    /// reach one of them) and these in turn.
+    #[arg(long = "replica")]
+    replicas: Vec<String>,
     /// The CA certificate of a `serve --tls` cloud.
     #[arg(long, env = "TETHER_CLOUD_CA_CERT")]
     ca_cert: Option<PathBuf>,
@@ -532,6 +537,7 @@ fn simulate(args: SimulateArgs) -> Result<()> {
     let options = tether_cloud::simulate::Options {
         url: args.url,
         admin_key: args.admin_key,
+        replicas: args.replicas,
         ca_pem,
         agents: args.agents,
         interval: args.interval,

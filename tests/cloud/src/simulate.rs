@@ -28,8 +28,12 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// What a run does.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The tether-cloud (`http://127.0.0.1:PORT`): loopback only.
+    /// The tether-cloud (`http://127.0.0.1:PORT`): loopback only. With
+    /// replicas, the public URL they were given.
     pub url: String,
+    /// Replicas of it on one database (their own addresses, loopback
+    /// only): requests go to `url` and these in turn.
+    pub replicas: Vec<String>,
     pub admin_key: String,
     /// A `--tls` cloud's CA certificate (PEM).
     pub ca_pem: Option<String>,
@@ -95,19 +99,10 @@ pub struct ListReport {
 
 impl Options {
     fn check(&self) -> Result<url::Url> {
-        let url =
-            url::Url::parse(&self.url).with_context(|| format!("{} is not a URL", self.url))?;
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
-        anyhow::ensure!(
-            loopback,
-            "the simulator only loads a tether-cloud on this machine (127.0.0.1, [::1] or localhost), not {}",
-            self.url
-        );
+        let url = loopback(&self.url)?;
+        for replica in &self.replicas {
+            loopback(replica)?;
+        }
         anyhow::ensure!(
             (1..=MAX_AGENTS).contains(&self.agents),
             "--agents must be between 1 and {MAX_AGENTS}"
@@ -125,6 +120,22 @@ impl Options {
         anyhow::ensure!(self.connections >= 1, "--connections must be at least 1");
         Ok(url)
     }
+}
+
+/// `text` as a URL on this machine, or why not.
+fn loopback(text: &str) -> Result<url::Url> {
+    let url = url::Url::parse(text).with_context(|| format!("{text} is not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    anyhow::ensure!(
+        loopback,
+        "the simulator only loads a tether-cloud on this machine (127.0.0.1, [::1] or localhost), not {text}"
+    );
+    Ok(url)
 }
 
 /// One simulated machine once onboarded.
@@ -182,7 +193,11 @@ struct Run {
     http: reqwest::Client,
     /// One permit per request in flight during the heartbeats.
     in_flight: tokio::sync::Semaphore,
+    /// The public URL: what tokens and assertions name.
     base: String,
+    /// Where requests go, in turn.
+    targets: Vec<String>,
+    next_target: std::sync::atomic::AtomicUsize,
     tenant: String,
     errors: Mutex<BTreeMap<String, u64>>,
 }
@@ -202,11 +217,19 @@ impl Run {
         format!("{}/{}/oauth2/v2.0/token", self.base, self.tenant)
     }
 
+    /// The next server to send a request to.
+    fn at(&self) -> &str {
+        let i = self
+            .next_target
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.targets[i % self.targets.len()]
+    }
+
     /// A token from the identity endpoint, or why not.
     async fn token(&self, form: &[(&str, &str)]) -> Result<String, String> {
         let answer = self
             .http
-            .post(self.token_url())
+            .post(format!("{}/{}/oauth2/v2.0/token", self.at(), self.tenant))
             .form(form)
             .send()
             .await
@@ -238,7 +261,7 @@ impl Run {
             .http
             .put(format!(
                 "{}{path}?api-version={}",
-                self.base,
+                self.at(),
                 tether_cloud_api::arm::API_VERSION
             ))
             .bearer_auth(arm_token)
@@ -323,6 +346,15 @@ pub async fn run(options: Options) -> Result<Report> {
         http,
         in_flight: tokio::sync::Semaphore::new(options.connections),
         base: base.clone(),
+        targets: std::iter::once(base.clone())
+            .chain(
+                options
+                    .replicas
+                    .iter()
+                    .map(|r| r.trim_end_matches('/').to_string()),
+            )
+            .collect(),
+        next_target: Default::default(),
         tenant: text(&world["tenantId"]),
         errors: Mutex::new(BTreeMap::new()),
     });
@@ -508,7 +540,7 @@ async fn heartbeat(run: &Run, agent: &Agent, due: Instant, samples: &Samples) ->
     let began = due;
     let answer = run
         .http
-        .post(format!("{}/agent/v1/heartbeat", run.base))
+        .post(format!("{}/agent/v1/heartbeat", run.at()))
         .bearer_auth(&agent.token)
         .json(&request)
         .send()
@@ -553,7 +585,7 @@ async fn reconcile(
     let began = Instant::now();
     let answer = run
         .http
-        .get(format!("{}/agent/v1/extensions", run.base))
+        .get(format!("{}/agent/v1/extensions", run.at()))
         .bearer_auth(&agent.token)
         .send()
         .await;
@@ -592,7 +624,8 @@ async fn reconcile(
             .http
             .post(format!(
                 "{}/agent/v1/extensions/{}/status",
-                run.base, extension.name
+                run.at(),
+                extension.name
             ))
             .bearer_auth(&agent.token)
             .json(&report)
@@ -635,7 +668,7 @@ async fn assign(run: &Arc<Run>, paths: Vec<String>, token: &str, concurrency: us
                 .http
                 .put(format!(
                     "{}{path}/extensions/simulated?api-version={}",
-                    run.base,
+                    run.at(),
                     tether_cloud_api::arm::API_VERSION
                 ))
                 .bearer_auth(&token)
