@@ -883,8 +883,7 @@ pub(crate) fn put_extension(
             .into(),
         );
         ext.properties.protected_settings = None;
-        m.meta.extension_sequence += 1;
-        let sequence = m.meta.extension_sequence;
+        let sequence = m.next_sequence(&machine_key, now_ms());
         let op_id = util::guid();
         let mut operations = existing
             .as_ref()
@@ -938,9 +937,11 @@ pub(crate) fn delete_extension(
             .machines
             .get(&machine_id.to_ascii_lowercase())
             .is_some_and(|r| status_of(r, now) == "Connected");
+        if !m.extensions.contains_key(&key) {
+            return None;
+        }
+        let sequence = m.next_sequence(&machine_id.to_ascii_lowercase(), now_ms());
         let record = m.extensions.get_mut(&key)?;
-        m.meta.extension_sequence += 1;
-        let sequence = m.meta.extension_sequence;
         record.deleting = true;
         record.sequence = sequence;
         record.resource.properties.provisioning_state = Some("Deleting".into());
@@ -1086,6 +1087,10 @@ pub(crate) fn expire_operations(cloud: &Cloud) {
             }
         }
     });
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(util::real_now_ms()).unwrap_or(u64::MAX)
 }
 
 /// Settles the operations (`pending`, the extension's operations in

@@ -72,9 +72,6 @@ pub struct Meta {
     pub metrics_key: String,
     /// Seconds the admin API has moved the clock forward.
     pub clock_offset: u64,
-    /// Raised whenever any machine's desired extensions change: what
-    /// numbers each change (see [`Model::machine_sequence`]).
-    pub extension_sequence: u64,
 }
 
 /// One row as the store keeps it: a table, a key, and the entry as JSON
@@ -155,9 +152,11 @@ impl Model {
     }
 
     /// The sequence of a machine's desired extensions: the newest change
-    /// to any of them (numbered from one counter, so it moves whenever
-    /// they change, a removal included). Per machine, so that a change
-    /// to one machine's extensions sends no other machine to fetch its own.
+    /// to any of them. A change is numbered one past it, so it moves
+    /// whenever they change (a removal too: the removed one had the
+    /// newest number). Per machine, so that a change to one machine's
+    /// extensions sends no other machine to fetch its own, and changes to
+    /// different machines through different replicas never conflict.
     pub fn machine_sequence(&self, machine: &str) -> u64 {
         self.extensions_of(machine)
             .map(|e| e.sequence)
@@ -187,6 +186,15 @@ impl Model {
                 record.operations.push(id);
             }
         }
+    }
+
+    /// The number of the next change to a machine's extensions: past its
+    /// sequence, and no earlier than `now_ms` (milliseconds since the
+    /// epoch), so that it is also past every number the machine saw before
+    /// an extension was removed outright (a disconnected machine's), whose
+    /// numbers the sequence no longer holds.
+    pub fn next_sequence(&self, machine: &str, now_ms: u64) -> u64 {
+        (self.machine_sequence(machine) + 1).max(now_ms)
     }
 
     /// The name a table is kept under, as this version spells it; `None`

@@ -494,6 +494,25 @@ fn extension_put_and_delete_are_long_running_until_the_machine_reports() -> Resu
         404,
         "ResourceNotFound",
     )?;
+    // Assigned again once gone, it is numbered past everything the
+    // machine was sent before, so an agent that never saw the removal
+    // still takes the new assignment.
+    let before = desired["sequence"].as_u64().unwrap_or(0);
+    let again = w.arm(
+        Method::PUT,
+        &ext_path,
+        &token,
+        Some(json!({"location": "local", "properties": {"publisher": "Contoso", "type": "Inventory", "typeHandlerVersion": "1.0.0"}})),
+    )?;
+    assert_eq!(again.status(), 202);
+    let desired: Value = w
+        .http
+        .get(format!("{}/agent/v1/extensions", w.url()))
+        .bearer_auth(&machine_token)
+        .send()?
+        .json()?;
+    let now_wanted = desired["extensions"][0]["sequence"].as_u64().unwrap_or(0);
+    assert!(now_wanted > before, "{now_wanted} after {before}");
     // A finished operation's outcome is kept for a day, then forgotten.
     w.admin
         .advance_clock(tether_cloud::OPERATION_RETENTION - 60)?;
