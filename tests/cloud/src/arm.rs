@@ -1051,7 +1051,7 @@ pub const OPERATION_RETENTION: u64 = 24 * 3600;
 /// (tether-cloud's clock, which the admin API can move).
 pub(crate) fn expire_operations(cloud: &Cloud) {
     let now = cloud.now();
-    cloud.write(|m| {
+    cloud.write_upkeep(|m| {
         m.operations
             .retain(|_, op| op.end.is_none_or(|end| now.saturating_sub(end) < OPERATION_RETENTION));
         let mut failed = Vec::new();

@@ -218,13 +218,13 @@ impl Store {
 
     /// Queues what `model` has written since it was last asked (or, when
     /// nothing is kept, forgets it); called under the model's lock.
-    pub fn record(&self, model: &mut Model) {
+    pub fn record(&self, model: &mut Model, attributed: Attributed) {
         if !self.persistent() {
             model.forget_written();
             return;
         }
         match model.written() {
-            Ok(rows) => self.enqueue(rows),
+            Ok(rows) => self.enqueue(rows, attributed),
             Err(e) => tracing::error!("could not serialize a change for the store: {e}"),
         }
     }
@@ -232,7 +232,7 @@ impl Store {
     /// Queues one change's rows; called under the model's lock, so the
     /// queue is in the order the changes were made. The request being
     /// answered learns whether they were kept (see [`Self::durable`]).
-    fn enqueue(&self, rows: Vec<Row>) {
+    fn enqueue(&self, rows: Vec<Row>, attributed: Attributed) {
         if rows.is_empty() {
             return;
         }
@@ -242,7 +242,9 @@ impl Store {
         let mut queue = self.queue();
         queue.enqueued += 1;
         let seq = queue.enqueued;
-        let _ = REQUEST_WRITES.try_with(|mine| mine.borrow_mut().push(seq));
+        if attributed == Attributed::Yes {
+            let _ = REQUEST_WRITES.try_with(|mine| mine.borrow_mut().push(seq));
+        }
         if !self.persistent() {
             // Nothing keeps it: it is as durable as it will be.
             self.shared.durable.send_replace(seq);
@@ -310,6 +312,14 @@ impl Drop for Store {
             let _ = writer.join();
         }
     }
+}
+
+/// Whether a change is the request's own: a request is answered 409 only
+/// for its own changes that were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attributed {
+    Yes,
+    No,
 }
 
 /// Whether a request's writes were kept.
@@ -495,8 +505,8 @@ mod tests {
         let backend = Gated::default();
         *backend.fail.lock().unwrap_or_else(PoisonError::into_inner) = 1;
         let store = Store::with_backend(Box::new(backend.clone()))?;
-        store.enqueue(vec![row("a", "1")]);
-        store.enqueue(vec![row("a", "2"), row("b", "1")]);
+        store.enqueue(vec![row("a", "1")], Attributed::Yes);
+        store.enqueue(vec![row("a", "2"), row("b", "1")], Attributed::Yes);
         let waiting =
             tokio::time::timeout(Duration::from_millis(300), store.durable(&[1, 2])).await;
         assert!(waiting.is_err(), "acknowledged before it was committed");

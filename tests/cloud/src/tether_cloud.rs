@@ -108,7 +108,17 @@ impl Cloud {
     pub fn write<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
         let mut model = self.lock();
         let result = f(&mut model);
-        self.store.record(&mut model);
+        self.store.record(&mut model, store::Attributed::Yes);
+        result
+    }
+
+    /// A change made on the way (timing out or forgetting operations), not
+    /// what the request asked: if another replica made the same change
+    /// first and this one is refused, the request is still answered.
+    pub fn write_upkeep<R>(&self, f: impl FnOnce(&mut Model) -> R) -> R {
+        let mut model = self.lock();
+        let result = f(&mut model);
+        self.store.record(&mut model, store::Attributed::No);
         result
     }
 
@@ -310,7 +320,7 @@ pub async fn start(config: CloudConfig) -> Result<RunningCloud> {
         if meta.metrics_key.is_empty() {
             meta.metrics_key = util::secret(32);
         }
-        store.record(&mut held);
+        store.record(&mut held, store::Attributed::Yes);
     }
     store.flush()?;
     let (token_key, admin_key) = {
