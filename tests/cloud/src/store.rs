@@ -20,8 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-/// Where the state is kept.
-#[derive(Debug, Clone)]
+pub(crate) use postgres::redacted;
+
+/// Where the state is kept (no `Debug`: a database URL holds its
+/// password; [`Place::describe`] says it without).
+#[derive(Clone)]
 pub enum Place {
     /// Nowhere beyond this process.
     Memory,

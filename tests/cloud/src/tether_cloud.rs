@@ -42,7 +42,7 @@ pub use arm::{OPERATION_RETENTION, OPERATION_TIMEOUT};
 pub use faults::{Fault, RequestRecord};
 
 /// How a tether-cloud is served.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CloudConfig {
     pub listen: SocketAddr,
     /// Keep the state in this SQLite database (created if missing; a JSON
@@ -62,6 +62,24 @@ pub struct CloudConfig {
     /// replicas behind one address: tokens, links and the metadata
     /// document name it. Without it, the address it listens on.
     pub public_url: Option<String>,
+}
+
+// By hand: the database URL holds its password.
+impl std::fmt::Debug for CloudConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudConfig")
+            .field("listen", &self.listen)
+            .field("state_file", &self.state_file)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(store::redacted),
+            )
+            .field("page_size", &self.page_size)
+            .field("device_code_interval", &self.device_code_interval)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("public_url", &self.public_url)
+            .finish()
+    }
 }
 
 impl Default for CloudConfig {

@@ -287,3 +287,14 @@ fn two_replicas_on_one_database_serve_one_fleet() -> Result<()> {
     assert!(kept.iter().any(|v| v.starts_with('a')) && kept.iter().any(|v| v.starts_with('b')));
     Ok(())
 }
+
+#[test]
+fn a_configuration_shown_for_debugging_hides_the_database_password() {
+    let config = tether_cloud::CloudConfig {
+        database_url: Some("postgres://tether:s3cret@127.0.0.1:5432/cloud".into()),
+        ..Default::default()
+    };
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("127.0.0.1:5432/cloud"), "{shown}");
+}
