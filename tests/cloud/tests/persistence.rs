@@ -218,6 +218,18 @@ fn every_acknowledged_write_survives_kill_9() -> Result<()> {
     })
 }
 
+/// A token for the bootstrapped demo world's administrator.
+fn demo_admin_token(http: &reqwest::blocking::Client, url: &str, demo: &Value) -> Result<String> {
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    admin_token(
+        http,
+        url,
+        &text(&demo["tenantId"]),
+        &text(&demo["administrator"]["clientId"]),
+        &text(&demo["administrator"]["secret"]),
+    )
+}
+
 /// Four writers against `tether-cloud serve` with `store` (its state's
 /// flags), killed with SIGKILL mid-write; `after_kill` looks at what it
 /// left; a restart on the same state serves every acknowledged write.
@@ -230,15 +242,7 @@ pub fn acknowledged_writes_survive_kill_9(
     let url = info["url"].as_str().unwrap_or_default().to_string();
     let demo = &info["demo"];
     let http = client()?;
-    let token = admin_token(
-        &http,
-        &url,
-        demo["tenantId"].as_str().unwrap_or_default(),
-        demo["administrator"]["clientId"]
-            .as_str()
-            .unwrap_or_default(),
-        demo["administrator"]["secret"].as_str().unwrap_or_default(),
-    )?;
+    let token = demo_admin_token(&http, &url, demo)?;
     let machines = format!(
         "/subscriptions/{}/resourceGroups/demo/providers/Microsoft.HybridCompute/machines",
         demo["subscriptionId"].as_str().unwrap_or_default()
@@ -296,15 +300,7 @@ pub fn acknowledged_writes_survive_kill_9(
     let (_server, info) = serve(store)?;
     assert_eq!(info["adminKey"], admin_key);
     let url = info["url"].as_str().unwrap_or_default().to_string();
-    let token = admin_token(
-        &http,
-        &url,
-        demo["tenantId"].as_str().unwrap_or_default(),
-        demo["administrator"]["clientId"]
-            .as_str()
-            .unwrap_or_default(),
-        demo["administrator"]["secret"].as_str().unwrap_or_default(),
-    )?;
+    let token = demo_admin_token(&http, &url, demo)?;
     for (name, n) in &last {
         let got = http
             .get(format!("{url}{machines}/{name}?{API}"))

@@ -393,12 +393,7 @@ impl Postgres {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
                 .await?;
             let written = write_rows(&tx, &puts, &me).await?;
-            if written.len()
-                < puts
-                    .iter()
-                    .filter(|p| p.doc.is_some() || p.expected.is_some())
-                    .count()
-            {
+            if written.len() < writes_of(&puts) {
                 tx.rollback().await?;
                 return Ok(None);
             }
@@ -429,12 +424,7 @@ impl Postgres {
                 }
                 let savepoint = tx.savepoint("one_write").await?;
                 let rows = write_rows(&savepoint, &puts, &me).await?;
-                if rows.len()
-                    < puts
-                        .iter()
-                        .filter(|p| p.doc.is_some() || p.expected.is_some())
-                        .count()
-                {
+                if rows.len() < writes_of(&puts) {
                     savepoint.rollback().await?;
                     refused.push(seq);
                     continue;
@@ -490,6 +480,14 @@ impl Postgres {
         known.tainted_through = self.shared.enqueued();
         Ok(())
     }
+}
+
+/// How many of `puts` write a row (one made and removed before it was
+/// ever stored writes none): fewer written than this is a conflict.
+fn writes_of(puts: &[Put]) -> usize {
+    puts.iter()
+        .filter(|p| p.doc.is_some() || p.expected.is_some())
+        .count()
 }
 
 /// Writes `puts`: an update where the row must still have its expected
