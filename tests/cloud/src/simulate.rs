@@ -225,6 +225,17 @@ impl Run {
         &self.targets[i % self.targets.len()]
     }
 
+    /// A token for a service principal by its secret, or why not.
+    async fn sign_in(&self, client_id: &str, secret: &str, scope: &str) -> Result<String, String> {
+        self.token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", scope),
+        ])
+        .await
+    }
+
     /// A token from the identity endpoint, or why not.
     async fn token(&self, form: &[(&str, &str)]) -> Result<String, String> {
         let answer = self
@@ -365,12 +376,7 @@ pub async fn run(options: Options) -> Result<Report> {
         text(&world["onboarding"]["secret"]),
     );
     let arm_token = run
-        .token(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", &client_id),
-            ("client_secret", &secret),
-            ("scope", &arm_scope),
-        ])
+        .sign_in(&client_id, &secret, &arm_scope)
         .await
         .map_err(|e| anyhow::anyhow!("the onboarding principal could not sign in: {e}"))?;
 
@@ -421,12 +427,7 @@ pub async fn run(options: Options) -> Result<Report> {
     );
     let assignments = if options.assign > 0 {
         let admin_token = run
-            .token(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &admin_id),
-                ("client_secret", &admin_secret),
-                ("scope", &arm_scope),
-            ])
+            .sign_in(&admin_id, &admin_secret, &arm_scope)
             .await
             .map_err(|e| anyhow::anyhow!("the administrator could not sign in: {e}"))?;
         let paths: Vec<String> = agents
